@@ -1,0 +1,211 @@
+"""The command line: options, help text, and the one place errors become exit codes.
+
+Heavy libraries (pandas, scikit-learn) are imported inside the commands, so that
+`infer-cli --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import ExitCode, InferError
+
+app = typer.Typer(
+    name="infer-cli",
+    help="Train, score and serve scikit-learn models from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model directory, or a bare .joblib/.pkl file. [default: $INFER_CLI_MODEL or ./model]",
+        show_default=False,
+    ),
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def _fail(message: str, code: int, debug: bool) -> typer.Exit:
+    if debug:
+        traceback.print_exc()
+    print(f"infer-cli: error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def reporting_errors(command: Command) -> Command:
+    """Turn the errors a command raises into one line on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug", False))
+        try:
+            return command(*args, **kwargs)
+        except InferError as exc:
+            raise _fail(exc.message, exc.exit_code, debug) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", ExitCode.INTERRUPTED, debug) from None
+        except BrokenPipeError:
+            # The reader of our stdout went away (`| head`): not an error worth a message.
+            sys.stderr.close()
+            raise typer.Exit(ExitCode.OK) from None
+        except MemoryError:
+            raise _fail(
+                "out of memory (try a smaller --batch-size)", ExitCode.DATA, debug
+            ) from None
+        except Exception as exc:
+            hint = "" if debug else " (run with --debug for the traceback)"
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _fail(f"internal error: {reason}{hint}", ExitCode.INTERNAL, debug) from None
+
+    return run  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"infer-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Train, score and serve scikit-learn models from the command line."""
+
+
+@app.command()
+@reporting_errors
+def train(
+    input: Annotated[str, typer.Option("--input", "-i", help="Training CSV (- for stdin).")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Directory to save the model in.")
+    ] = "model",
+    model: Annotated[
+        str, typer.Option("--model", help="auto, logistic, forest, gbm, linear or ridge.")
+    ] = "auto",
+    task: Annotated[
+        str, typer.Option("--task", help="auto, classification or regression.")
+    ] = "auto",
+    test_size: Annotated[
+        float, typer.Option("--test-size", help="Share of rows held out for the metrics.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for the split.")] = 0,
+    text_column: Annotated[
+        list[str] | None,
+        typer.Option("--text-column", help="Treat this column as free text (repeatable)."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Leave these columns out of the model (comma-separated)."),
+    ] = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
+    from .batch_io import read_table
+    from .errors import UsageError
+    from .model import save_model
+    from .summary import render_notices, render_train_report, stderr_console
+    from .timing import Stopwatch
+    from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
+    from .training import train as fit
+
+    _check_choice("--model", model, MODEL_CHOICES, UsageError)
+    _check_choice("--task", task, TASK_CHOICES, UsageError)
+    console = stderr_console(quiet)
+    stopwatch = Stopwatch()
+    with stopwatch.phase("read"):
+        frame = read_table(input)
+    options = TrainOptions(
+        target=target,
+        model=model,
+        task=task,
+        test_size=test_size,
+        seed=seed,
+        text_columns=tuple(_split_names(text_column)),
+        ignore=tuple(_split_names(ignore)),
+    )
+    with stopwatch.phase("train"):
+        result = fit(frame, options)
+    with stopwatch.phase("save"):
+        save_model(result.estimator, result.card, output)
+    render_notices(console, result.notices)
+    render_train_report(console, result, output, stopwatch)
+
+
+@app.command()
+@reporting_errors
+def predict(
+    model: ModelOption = None,
+    input: Annotated[str, typer.Option("--input", "-i", help="Rows to score (- for stdin).")] = "-",
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write them (- for stdout).")
+    ] = "-",
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Add a proba_<class> column per class.")
+    ] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Score a CSV: the input rows with a prediction column appended."""
+    from .batch_io import atomic_output, read_table, write_csv
+    from .model import load_model
+    from .scoring import score_frame
+    from .summary import count, key_value_table, render_notices, seconds, stderr_console
+    from .timing import Stopwatch, peak_memory_mb
+
+    console = stderr_console(quiet)
+    stopwatch = Stopwatch()
+    with stopwatch.phase("model load"):
+        loaded = load_model(model)
+    render_notices(console, loaded.notices)
+    with stopwatch.phase("read"):
+        frame = read_table(input)
+    with stopwatch.phase("predict"):
+        scored, predictions = score_frame(loaded, frame, proba=proba)
+    render_notices(console, predictions.notices)
+    with stopwatch.phase("write"), atomic_output(output) as handle:
+        write_csv(scored, handle)
+    wall = stopwatch.elapsed()
+    rows = [(f"{name} time", seconds(value)) for name, value in stopwatch.phases.items()]
+    rows += [
+        ("rows scored", count(len(scored))),
+        ("wall time", seconds(wall)),
+        ("rows per second", count(int(len(scored) / wall)) if wall else "-"),
+        ("peak memory", f"{peak_memory_mb():.0f} MiB"),
+    ]
+    console.print(key_value_table("Scored", rows))
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...], error: type[InferError]) -> None:
+    if value not in choices:
+        raise error(f"{flag} must be one of: {', '.join(choices)} (got '{value}')")
+
+
+def _split_names(values: list[str] | None) -> list[str]:
+    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+def main() -> None:
+    """The console script."""
+    app()

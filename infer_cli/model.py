@@ -1,0 +1,340 @@
+"""The model core: save, load, verify and predict. Every command goes through it.
+
+Nothing else in the package unpickles a model or validates input. A saved model is a
+directory holding `model.joblib` (the fitted Pipeline) and `model.json` (its card).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, ModelError, UsageError
+from .signature import Column, Signature
+
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model.json"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_DIR = "model"
+MODEL_ENV_VAR = "INFER_CLI_MODEL"
+BARE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+@dataclass
+class ModelCard:
+    """What `model.json` records about a model, beside the model itself."""
+
+    task: str
+    target: str | None
+    classes: list[Any] | None
+    signature: Signature
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "task": self.task,
+            "target": self.target,
+            "classes": self.classes,
+            "signature": self.signature.to_dict(),
+            "metrics": self.metrics,
+            "training": self.training,
+            "versions": self.versions,
+            "sha256": self.sha256,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        return cls(
+            task=str(data["task"]),
+            target=data.get("target"),
+            classes=data.get("classes"),
+            signature=Signature.from_dict(data["signature"]),
+            metrics=data.get("metrics", {}),
+            versions=data.get("versions", {}),
+            training=data.get("training", {}),
+            sha256=str(data.get("sha256", "")),
+            created=str(data.get("created", "")),
+            format_version=int(data.get("format_version", FORMAT_VERSION)),
+        )
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predicted labels or values, class probabilities when asked, and notices for the user."""
+
+    values: np.ndarray
+    probabilities: np.ndarray | None = None
+    classes: list[Any] | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Model:
+    """A loaded, verified model and its card."""
+
+    estimator: Any
+    card: ModelCard
+    path: Path
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def signature(self) -> Signature:
+        return self.card.signature
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.card.task == "classification"
+
+    @property
+    def can_predict_proba(self) -> bool:
+        return self.is_classifier and hasattr(self.estimator, "predict_proba")
+
+    def predict(
+        self, frame: pd.DataFrame, *, proba: bool = False, first_row: int = 0
+    ) -> Predictions:
+        """Validate `frame` against the signature and predict, with probabilities if asked."""
+        if proba and not self.can_predict_proba:
+            raise UsageError(f"the model at {self.path} does not give class probabilities")
+        validated = self.signature.validate(frame, first_row=first_row)
+        features: Any = validated.frame
+        if len(features) == 0:
+            width = len(self.card.classes or []) if proba else 0
+            return Predictions(
+                values=np.array([], dtype=object),
+                probabilities=np.empty((0, width)) if proba else None,
+                classes=self.card.classes,
+                notices=validated.notices,
+            )
+        if self.signature.positional:
+            features = features.to_numpy()
+        try:
+            values = self.estimator.predict(features)
+            probabilities = self.estimator.predict_proba(features) if proba else None
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"the model cannot score this input: {_first_line(exc)}") from exc
+        except Exception as exc:
+            raise ModelError(f"the model failed while predicting: {_first_line(exc)}") from exc
+        return Predictions(
+            values=np.asarray(values),
+            probabilities=probabilities,
+            classes=self.card.classes,
+            notices=validated.notices,
+        )
+
+
+def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
+    """The model a command uses: `-m`, else $INFER_CLI_MODEL, else ./model."""
+    if path is not None and str(path) != "":
+        return Path(path)
+    return Path(os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_DIR)
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def save_model(estimator: Any, card: ModelCard, directory: str | os.PathLike[str]) -> ModelCard:
+    """Write a model directory atomically and return the card as written.
+
+    The files are written into a temporary sibling and renamed into place, so a reader
+    never sees a half-written model; an existing model is replaced only once the new one
+    is complete.
+    """
+    import joblib
+
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        buffer = io.BytesIO()
+        joblib.dump(estimator, buffer)
+        payload = buffer.getvalue()
+        card.sha256 = hashlib.sha256(payload).hexdigest()
+        card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        card.versions = card.versions or library_versions()
+        _write_synced(staging / MODEL_FILE, payload)
+        _write_synced(staging / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
+        _replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return card
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> Model:
+    """Load a model directory (verifying its SHA-256 first) or a bare joblib/pickle file."""
+    location = resolve_model_path(path)
+    if location.is_dir():
+        return _load_directory(location)
+    if location.is_file():
+        if location.suffix.lower() not in BARE_SUFFIXES:
+            raise ModelError(
+                f"{location}: not a model (expected a model directory or a "
+                f"{'/'.join(BARE_SUFFIXES)} file)"
+            )
+        return _load_bare(location)
+    hint = "train one with `infer-cli train`, or point -m or $INFER_CLI_MODEL at one"
+    raise ModelError(f"no model at '{location}' ({hint})")
+
+
+def verify_model(path: str | os.PathLike[str] | None = None) -> tuple[bool, str, str]:
+    """Whether a model directory's file still matches its recorded hash: (ok, recorded, actual)."""
+    location = resolve_model_path(path)
+    card_bytes, payload = _read_model_files(location)
+    recorded = str(json.loads(card_bytes).get("sha256", ""))
+    actual = hashlib.sha256(payload).hexdigest()
+    return recorded == actual, recorded, actual
+
+
+def _load_directory(location: Path) -> Model:
+    card_bytes, payload = _read_model_files(location)
+    try:
+        card = ModelCard.from_dict(json.loads(card_bytes))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+    if card.format_version > FORMAT_VERSION:
+        raise ModelError(
+            f"{location}: model format {card.format_version} is newer than this infer-cli "
+            f"understands ({FORMAT_VERSION}); upgrade infer-cli"
+        )
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != card.sha256:
+        raise ModelError(
+            f"{location / MODEL_FILE}: SHA-256 mismatch (recorded {card.sha256[:12]}, "
+            f"found {actual[:12]}); the file was changed after it was saved, refusing to load it"
+        )
+    estimator = _unpickle(payload, location / MODEL_FILE)
+    return Model(estimator, card, location, _version_notices(card))
+
+
+def _load_bare(location: Path) -> Model:
+    payload = location.read_bytes()
+    estimator = _unpickle(payload, location)
+    if not hasattr(estimator, "predict"):
+        raise ModelError(f"{location}: holds a {type(estimator).__name__}, not a model")
+    from sklearn.base import is_classifier
+
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        signature = Signature(tuple(Column(str(name), "any") for name in names))
+    else:
+        count = int(getattr(estimator, "n_features_in_", 0))
+        if count == 0:
+            raise ModelError(f"{location}: the estimator does not say which columns it takes")
+        signature = Signature(
+            tuple(Column(f"column_{i}", "any") for i in range(count)), positional=True
+        )
+    classes = getattr(estimator, "classes_", None)
+    card = ModelCard(
+        task="classification" if is_classifier(estimator) else "regression",
+        target=None,
+        classes=None if classes is None else np.asarray(classes).tolist(),
+        signature=signature,
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
+    return Model(estimator, card, location)
+
+
+def _read_model_files(location: Path) -> tuple[bytes, bytes]:
+    """Read the card and the model through one directory handle.
+
+    Opening both relative to the same directory descriptor means a save that swaps the
+    directory midway cannot pair one model's card with another model's file.
+    """
+    try:
+        directory = os.open(location, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ModelError(f"cannot open model directory '{location}': {exc.strerror}") from exc
+    try:
+        return _read_at(directory, location, CARD_FILE), _read_at(directory, location, MODEL_FILE)
+    finally:
+        os.close(directory)
+
+
+def _read_at(directory: int, location: Path, name: str) -> bytes:
+    try:
+        descriptor = os.open(name, os.O_RDONLY, dir_fd=directory)
+    except FileNotFoundError as exc:
+        raise ModelError(f"{location}: not a model directory (no {name})") from exc
+    except OSError as exc:
+        raise ModelError(f"cannot read {location / name}: {exc.strerror}") from exc
+    with os.fdopen(descriptor, "rb") as handle:
+        return handle.read()
+
+
+def _unpickle(payload: bytes, source: Path) -> Any:
+    import joblib
+
+    try:
+        with warnings.catch_warnings():
+            # The version check below says this once, in one line, instead.
+            warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
+            return joblib.load(io.BytesIO(payload))
+    except Exception as exc:
+        raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
+
+
+def _version_notices(card: ModelCard) -> list[str]:
+    import sklearn
+
+    trained = card.versions.get("scikit-learn")
+    if trained and trained != sklearn.__version__:
+        return [
+            f"model trained with scikit-learn {trained}, running {sklearn.__version__}; "
+            "predictions may differ"
+        ]
+    return []
+
+
+def _write_synced(path: Path, payload: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace_directory(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    if not target.is_dir():
+        raise UsageError(f"cannot save the model to '{target}': a file of that name exists")
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    os.rmdir(retired)
+    os.rename(target, retired)
+    os.rename(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,202 @@
+"""A model's input signature, and the validation that turns raw rows into what the model takes.
+
+Validation runs before every prediction, in every command, so a bad value is reported with
+its column and row instead of surfacing as an error deep inside scikit-learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import SchemaError
+
+ColumnType = Literal["float", "integer", "string", "text", "any"]
+COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "any")
+NUMERIC_TYPES = ("float", "integer")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column: its name, the type it is cast to, and whether it must be present."""
+
+    name: str
+    dtype: ColumnType
+    required: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.dtype, "required": self.required}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Column:
+        dtype = data.get("type", "any")
+        if dtype not in COLUMN_TYPES:
+            raise ValueError(f"unknown column type {dtype!r}")
+        return cls(name=str(data["name"]), dtype=dtype, required=bool(data.get("required", True)))
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Rows ready for the model, and notices worth telling the user once."""
+
+    frame: pd.DataFrame
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The ordered input columns a model takes, and the columns it passes through untouched.
+
+    `positional` marks a model that knows only how many columns it takes (a bare estimator
+    fitted on an array): its inputs are the first columns of the data, in order.
+    """
+
+    inputs: tuple[Column, ...]
+    passthrough: tuple[str, ...] = ()
+    positional: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        return [column.name for column in self.inputs]
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [column.name for column in self.inputs if column.dtype == "text"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [column.to_dict() for column in self.inputs],
+            "passthrough": list(self.passthrough),
+            "positional": self.positional,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Signature:
+        return cls(
+            inputs=tuple(Column.from_dict(item) for item in data["inputs"]),
+            passthrough=tuple(str(name) for name in data.get("passthrough", ())),
+            positional=bool(data.get("positional", False)),
+        )
+
+    def validate(self, frame: pd.DataFrame, *, first_row: int = 0) -> Validated:
+        """Check `frame` against the signature and return the columns the model takes, cast.
+
+        `first_row` is the position of the frame's first row in its source, so that errors
+        in a chunk of a stream name the row of the whole stream.
+        """
+        if self.positional:
+            return self._validate_positional(frame)
+        present = {str(name) for name in frame.columns}
+        missing = [c.name for c in self.inputs if c.required and c.name not in present]
+        if missing:
+            expected = ", ".join(self.names)
+            error = SchemaError(f"missing column '{missing[0]}' (model expects: {expected})")
+            error.column = missing[0]
+            raise error
+        known = set(self.names) | set(self.passthrough)
+        extra = [str(name) for name in frame.columns if str(name) not in known]
+        notices = []
+        if extra:
+            notices.append(
+                f"ignoring {len(extra)} column(s) the model does not use: {', '.join(extra)}"
+            )
+        cast: dict[str, Any] = {}
+        for column in self.inputs:
+            if column.name in present:
+                cast[column.name] = _cast(frame[column.name], column, first_row)
+            else:
+                cast[column.name] = _absent(column, len(frame))
+        return Validated(pd.DataFrame(cast, index=frame.index), notices)
+
+    def _validate_positional(self, frame: pd.DataFrame) -> Validated:
+        wanted = len(self.inputs)
+        if frame.shape[1] < wanted:
+            raise SchemaError(f"the model takes {wanted} columns; the data has {frame.shape[1]}")
+        notices = []
+        if frame.shape[1] > wanted:
+            notices.append(f"using the first {wanted} of {frame.shape[1]} columns")
+        return Validated(frame.iloc[:, :wanted], notices)
+
+
+def _absent(column: Column, rows: int) -> Any:
+    if column.dtype == "text":
+        return np.full(rows, "", dtype=object)
+    if column.dtype in NUMERIC_TYPES:
+        return np.full(rows, np.nan)
+    return np.full(rows, np.nan, dtype=object)
+
+
+def _cast(series: pd.Series, column: Column, first_row: int) -> Any:
+    if column.dtype in NUMERIC_TYPES:
+        return _cast_numeric(series, column, first_row)
+    if column.dtype == "string":
+        return _cast_category(series)
+    if column.dtype == "text":
+        return series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object)
+    return series
+
+
+def _cast_numeric(series: pd.Series, column: Column, first_row: int) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        text = series.astype(object)
+        blank = text.isna() | text.map(lambda value: isinstance(value, str) and not value.strip())
+        numbers = pd.to_numeric(text.where(~blank, None), errors="coerce")
+        unreadable = numbers.isna() & ~blank
+        if unreadable.any():
+            position = int(np.flatnonzero(unreadable.to_numpy())[0])
+            raise SchemaError(
+                f"{_show(text.iloc[position])} is not a number",
+                column=column.name,
+                row=first_row + position,
+            )
+        values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    if column.dtype == "integer":
+        # A missing value turns a whole column of integers into floats: accept 3.0, refuse 3.5.
+        fractional = ~np.isnan(values) & (values != np.floor(values))
+        if fractional.any():
+            position = int(np.flatnonzero(fractional)[0])
+            raise SchemaError(
+                f"{_show(series.iloc[position])} is not a whole number",
+                column=column.name,
+                row=first_row + position,
+            )
+    return values
+
+
+def _cast_category(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=object, na_value=np.nan)
+    if pd.api.types.is_float_dtype(series):
+        # Categories read as numbers must match how they were seen in training: 3, not 3.0.
+        return np.array(
+            [_category_of_float(value) for value in values],
+            dtype=object,
+        )
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        return np.array(
+            [
+                value if isinstance(value, str) or _is_missing(value) else str(value)
+                for value in values
+            ],
+            dtype=object,
+        )
+    return np.array([np.nan if _is_missing(v) else str(v) for v in values], dtype=object)
+
+
+def _category_of_float(value: Any) -> Any:
+    if _is_missing(value):
+        return np.nan
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _show(value: Any) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")

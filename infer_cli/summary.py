@@ -1,0 +1,130 @@
+"""Rendering of reports and timing summaries with rich, on stderr so stdout carries only data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+
+from .timing import Stopwatch, peak_memory_mb
+from .training import TrainResult
+
+
+def stderr_console(quiet: bool = False) -> Console:
+    """The console every report goes to; `quiet` silences all but errors."""
+    return Console(stderr=True, quiet=quiet, highlight=False)
+
+
+def render_notices(console: Console, notices: Iterable[str]) -> None:
+    for notice in notices:
+        console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+
+
+def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+    """A two-column table of labelled figures."""
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_header=False, title_justify="left", min_width=44
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def render_train_report(
+    console: Console, result: TrainResult, saved_to: str, stopwatch: Stopwatch
+) -> None:
+    """Rows and columns used, training time, and the held-out metrics."""
+    roles = result.roles
+    used = [
+        ("rows (train / test)", f"{count(result.rows_train)} / {count(result.rows_test)}"),
+        ("numeric columns", _names(roles.numeric)),
+        ("categorical columns", _names(roles.categorical)),
+        ("text columns", _names(roles.text)),
+        ("left out (identifiers, --ignore)", _names(roles.identifiers + roles.ignored)),
+        ("task / model", f"{result.card.task} / {result.model_name}"),
+    ]
+    if result.rows_dropped:
+        used.insert(1, ("rows without a target (dropped)", count(result.rows_dropped)))
+    timings = [(f"{name} time", seconds(value)) for name, value in stopwatch.phases.items()]
+    timings += [
+        ("wall time", seconds(stopwatch.elapsed())),
+        ("peak memory", f"{peak_memory_mb():.0f} MiB"),
+    ]
+    parts: list[Any] = [key_value_table(f"Trained {result.card.target!r}", used)]
+    parts.extend(metric_tables(result.card.metrics, result.card.task))
+    parts.append(key_value_table("Timing", timings))
+    console.print(Group(*parts))
+    console.print(f"[green]saved[/] {saved_to}  (sha256 {result.card.sha256[:12]})")
+
+
+def metric_tables(metrics: dict[str, Any], task: str) -> list[Table]:
+    """Quality tables: per-class and confusion matrix for classification, errors for regression."""
+    if task != "classification":
+        return [
+            key_value_table(
+                f"Test metrics ({count(metrics['rows'])} rows)",
+                [
+                    ("MAE", number(metrics["mae"])),
+                    ("RMSE", number(metrics["rmse"])),
+                    ("R²", f"{metrics['r2']:.4f}"),
+                ],
+            )
+        ]
+    quality = Table(
+        title=f"Test metrics ({count(metrics['rows'])} rows): accuracy {metrics['accuracy']:.4f}",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    for heading in ("class", "precision", "recall", "F1", "support"):
+        quality.add_column(heading, justify="left" if heading == "class" else "right")
+    for label, scores in metrics["per_class"].items():
+        quality.add_row(
+            label,
+            f"{scores['precision']:.3f}",
+            f"{scores['recall']:.3f}",
+            f"{scores['f1']:.3f}",
+            count(scores["support"]),
+        )
+    macro = metrics["macro"]
+    quality.add_row(
+        "[bold]macro avg[/]",
+        f"{macro['precision']:.3f}",
+        f"{macro['recall']:.3f}",
+        f"{macro['f1']:.3f}",
+        count(metrics["rows"]),
+        end_section=True,
+    )
+    confusion = Table(
+        title="Confusion matrix (rows: actual, columns: predicted)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        min_width=56,
+    )
+    labels = [str(label) for label in metrics["confusion_matrix"]["labels"]]
+    confusion.add_column("")
+    for label in labels:
+        confusion.add_column(label, justify="right")
+    for label, row in zip(labels, metrics["confusion_matrix"]["matrix"], strict=True):
+        confusion.add_row(label, *(count(value) for value in row))
+    return [quality, confusion]
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "-"

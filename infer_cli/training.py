@@ -1,0 +1,336 @@
+"""Training: from a table and a target column to a fitted Pipeline, its card and its metrics.
+
+Columns are sorted into numeric, categorical, free-text, identifier and ignored; one
+ColumnTransformer prepares them all, so the saved model takes raw rows.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, UsageError
+from .metrics import classification_metrics, regression_metrics
+from .model import ModelCard
+from .signature import Column, ColumnType, Signature
+
+MODEL_CHOICES = ("auto", "logistic", "forest", "gbm", "linear", "ridge")
+TASK_CHOICES = ("auto", "classification", "regression")
+CLASSIFIERS = ("logistic", "forest", "gbm")
+REGRESSORS = ("linear", "ridge", "forest", "gbm")
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+_IDENTIFIER_NAME = re.compile(r"(^|[_\-\s])(id|uuid|guid|key)$|[a-z]Id$|ID$", re.IGNORECASE)
+_MIN_WORDS_FOR_TEXT = 3.0
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `infer-cli train` was asked to do."""
+
+    target: str
+    model: str = "auto"
+    task: str = "auto"
+    test_size: float = 0.2
+    seed: int = 0
+    text_columns: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """How each column of the training table is used."""
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    identifiers: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical + self.text
+
+
+@dataclass
+class TrainResult:
+    """A fitted estimator with its card, and what the report shows about the run."""
+
+    estimator: Any
+    card: ModelCard
+    roles: ColumnRoles
+    model_name: str
+    rows_train: int
+    rows_test: int
+    rows_dropped: int
+    fit_seconds: float
+    notices: list[str] = field(default_factory=list)
+
+
+def train(frame: pd.DataFrame, options: TrainOptions) -> TrainResult:
+    """Fit a pipeline on `frame` and measure it on a held-out split."""
+    _check_options(frame, options)
+    notices: list[str] = []
+    labelled = frame[frame[options.target].notna()]
+    dropped = len(frame) - len(labelled)
+    if dropped:
+        notices.append(f"dropped {dropped} row(s) with no value in target '{options.target}'")
+    if len(labelled) < 5:
+        raise DataError(f"too few labelled rows to train on ({len(labelled)}); need at least 5")
+    y = labelled[options.target]
+    task = options.task if options.task != "auto" else detect_task(y)
+    model_name = _choose_model(options.model, task)
+    if task == "classification":
+        y = _class_labels(y)
+        if y.nunique() < 2:
+            raise DataError(
+                f"target '{options.target}' has a single class ({y.iloc[0]!r}); "
+                "a classifier needs at least two"
+            )
+    else:
+        y = _numeric_target(y, options.target)
+
+    features = labelled.drop(columns=[options.target])
+    roles = infer_roles(features, options)
+    if not roles.features:
+        raise DataError("no feature columns left to train on (all are identifiers or ignored)")
+    signature = _signature(features, roles)
+    x = signature.validate(features).frame
+
+    x_train, x_test, y_train, y_test = _split(x, y, task, options)
+    pipeline = build_pipeline(roles, model_name, task, options.seed)
+    began = time.perf_counter()
+    pipeline.fit(x_train, y_train)
+    fit_seconds = time.perf_counter() - began
+
+    predicted = pipeline.predict(x_test)
+    classes = pipeline.classes_.tolist() if task == "classification" else None
+    if task == "classification":
+        metrics = classification_metrics(y_test, predicted, labels=classes)
+    else:
+        metrics = regression_metrics(y_test, predicted)
+    card = ModelCard(
+        task=task,
+        target=options.target,
+        classes=classes,
+        signature=signature,
+        metrics=metrics,
+        training={
+            "model": model_name,
+            "rows_train": len(x_train),
+            "rows_test": len(x_test),
+            "seed": options.seed,
+            "test_size": options.test_size,
+            "fit_seconds": round(fit_seconds, 4),
+        },
+    )
+    return TrainResult(
+        estimator=pipeline,
+        card=card,
+        roles=roles,
+        model_name=model_name,
+        rows_train=len(x_train),
+        rows_test=len(x_test),
+        rows_dropped=dropped,
+        fit_seconds=fit_seconds,
+        notices=notices,
+    )
+
+
+def detect_task(target: pd.Series) -> str:
+    """Classification for labels and small sets of whole numbers; regression otherwise."""
+    values = target.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "classification"
+    numbers = values.to_numpy(dtype=np.float64)
+    whole = bool(np.all(numbers == np.floor(numbers)))
+    if whole and values.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        return "classification"
+    return "regression"
+
+
+def infer_roles(features: pd.DataFrame, options: TrainOptions) -> ColumnRoles:
+    """Sort the feature columns into numeric, categorical, text, identifier and ignored."""
+    roles = ColumnRoles(ignored=list(options.ignore))
+    for name in features.columns:
+        name = str(name)
+        if name in options.ignore:
+            continue
+        series = features[name]
+        if name in options.text_columns:
+            roles.text.append(name)
+        elif _looks_like_identifier(series, name):
+            roles.identifiers.append(name)
+        elif pd.api.types.is_bool_dtype(series):
+            roles.categorical.append(name)
+        elif pd.api.types.is_numeric_dtype(series):
+            roles.numeric.append(name)
+        elif _looks_like_text(series):
+            roles.text.append(name)
+        else:
+            roles.categorical.append(name)
+    return roles
+
+
+def build_pipeline(roles: ColumnRoles, model_name: str, task: str, seed: int) -> Any:
+    """The whole Pipeline: one ColumnTransformer for every kind of column, then the estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    dense = model_name == "gbm"
+    scaled = model_name in ("logistic", "linear", "ridge")
+    transformers: list[tuple[str, Any, Any]] = []
+    if roles.numeric:
+        steps: list[tuple[str, Any]] = [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+        ]
+        if scaled:
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("numeric", Pipeline(steps), roles.numeric))
+    if roles.categorical:
+        categorical = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
+                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=not dense)),
+            ]
+        )
+        transformers.append(("categorical", categorical, roles.categorical))
+    for name in roles.text:
+        # A single column name, not a list, hands the vectorizer the 1-D column it expects.
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+        transformers.append((f"text_{name}", vectorizer, name))
+    prepare = ColumnTransformer(transformers, sparse_threshold=0.0 if dense else 0.3)
+    return Pipeline([("prepare", prepare), ("model", _estimator(model_name, task, seed))])
+
+
+def _estimator(model_name: str, task: str, seed: int) -> Any:
+    from sklearn import ensemble, linear_model
+
+    if task == "classification":
+        return {
+            "logistic": lambda: linear_model.LogisticRegression(max_iter=2000),
+            "forest": lambda: ensemble.RandomForestClassifier(n_estimators=200, random_state=seed),
+            "gbm": lambda: ensemble.HistGradientBoostingClassifier(random_state=seed),
+        }[model_name]()
+    return {
+        "linear": lambda: linear_model.LinearRegression(),
+        "ridge": lambda: linear_model.Ridge(alpha=1.0),
+        "forest": lambda: ensemble.RandomForestRegressor(n_estimators=200, random_state=seed),
+        "gbm": lambda: ensemble.HistGradientBoostingRegressor(random_state=seed),
+    }[model_name]()
+
+
+def _check_options(frame: pd.DataFrame, options: TrainOptions) -> None:
+    columns = [str(name) for name in frame.columns]
+    if options.target not in columns:
+        raise UsageError(
+            f"no target column '{options.target}' in the data (columns: {', '.join(columns)})"
+        )
+    for flag, names in (("--text-column", options.text_columns), ("--ignore", options.ignore)):
+        for name in names:
+            if name not in columns:
+                raise UsageError(f"{flag} names no column of the data: '{name}'")
+            if name == options.target:
+                raise UsageError(f"{flag} names the target column '{name}'")
+    if not 0.0 < options.test_size < 1.0:
+        raise UsageError(f"--test-size must be between 0 and 1, not {options.test_size}")
+
+
+def _choose_model(requested: str, task: str) -> str:
+    if requested == "auto":
+        return "logistic" if task == "classification" else "ridge"
+    allowed = CLASSIFIERS if task == "classification" else REGRESSORS
+    if requested not in allowed:
+        other = "regression" if task == "classification" else "classification"
+        raise UsageError(
+            f"--model {requested} is for {other}, and this is a {task} task "
+            f"(choose one of: {', '.join(allowed)}, or force --task {other})"
+        )
+    return requested
+
+
+def _class_labels(target: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(target):
+        return target.astype(np.int64)
+    if pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
+        return target
+    return target.astype(str).astype(object)
+
+
+def _numeric_target(target: pd.Series, name: str) -> pd.Series:
+    numbers = pd.to_numeric(target, errors="coerce")
+    bad = numbers.isna() & target.notna()
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"row {position + 1}, column '{name}': {target.iloc[position]!r} is not a number; "
+            "a regression target must be numeric (or use --task classification)"
+        )
+    return numbers.astype(np.float64)
+
+
+def _looks_like_identifier(series: pd.Series, name: str) -> bool:
+    values = series.dropna()
+    if len(values) < 10 or len(values) != len(series) or values.nunique() != len(values):
+        return False
+    if pd.api.types.is_integer_dtype(values):
+        return bool(_IDENTIFIER_NAME.search(name))
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    # Free text is unique too, but made of words: a code has no spaces.
+    return not values.astype(str).str.contains(r"\s", regex=True).any()
+
+
+def _looks_like_text(series: pd.Series) -> bool:
+    values = series.dropna().astype(str)
+    if values.empty:
+        return False
+    words = values.map(lambda text: len(text.split())).mean()
+    return bool(words >= _MIN_WORDS_FOR_TEXT and values.nunique() > 0.2 * len(values))
+
+
+def _signature(features: pd.DataFrame, roles: ColumnRoles) -> Signature:
+    columns = []
+    for name in features.columns:
+        name = str(name)
+        series = features[name]
+        optional = bool(series.isna().any())
+        if name in roles.numeric:
+            whole = pd.api.types.is_integer_dtype(series) or _whole_numbers(series)
+            kind: ColumnType = "integer" if whole else "float"
+            columns.append(Column(name, kind, required=not optional))
+        elif name in roles.categorical:
+            columns.append(Column(name, "string", required=not optional))
+        elif name in roles.text:
+            columns.append(Column(name, "text", required=not optional))
+    return Signature(tuple(columns), passthrough=tuple(roles.identifiers + roles.ignored))
+
+
+def _whole_numbers(series: pd.Series) -> bool:
+    numbers = series.dropna().to_numpy(dtype=np.float64)
+    return bool(len(numbers)) and bool(np.all(numbers == np.floor(numbers)))
+
+
+def _split(
+    x: pd.DataFrame, y: pd.Series, task: str, options: TrainOptions
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    if task == "classification" and y.value_counts().min() >= 2:
+        stratify = y
+    test_rows = max(1, round(len(x) * options.test_size))
+    try:
+        parts = train_test_split(
+            x, y, test_size=test_rows, random_state=options.seed, stratify=stratify
+        )
+    except ValueError:
+        parts = train_test_split(x, y, test_size=test_rows, random_state=options.seed)
+    return parts[0], parts[1], parts[2], parts[3]

@@ -1,0 +1,133 @@
+"""The command line: exit codes, error lines, help, and real subprocess runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from infer_cli.cli import app
+
+from conftest import run_infer_cli
+
+
+def test_every_command_has_help(cli: Any) -> None:
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert {"train", "predict"} <= set(commands)
+    for command in commands:
+        result = cli(command, "--help")
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_train_then_predict_with_the_default_model_directory(
+    cli: Any, sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INFER_CLI_MODEL", raising=False)
+    result = cli("train", "-i", sample_data / "churn.csv", "--target", "churned")
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.stderr
+    assert "Confusion matrix" in result.stderr
+    assert json.loads((tmp_path / "model" / "model.json").read_text())["target"] == "churned"
+
+    result = cli("predict", "-i", sample_data / "churn_new.csv", "-o", "out.csv")
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "out.csv")
+    new = pd.read_csv(sample_data / "churn_new.csv")
+    assert len(scored) == len(new)
+    assert list(scored.columns) == [*new.columns, "prediction"]
+    assert scored["customer_id"].tolist() == new["customer_id"].tolist()
+    assert set(scored["prediction"]) <= {"yes", "no"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["-i", "{data}/nope.csv", "--target", "y"], 3, "{data}/nope.csv: no such file"),
+        (["-i", "{data}/iris.csv", "--target", "colour"], 2, "no target column 'colour'"),
+        (["-i", "{data}/iris.csv", "--target", "species", "--model", "magic"], 2, "--model must"),
+        (["-i", "{tmp}/empty.csv", "--target", "y"], 3, "empty.csv: the file is empty"),
+        (["-i", "{tmp}/header.csv", "--target", "y"], 3, "header.csv: has a header but no rows"),
+        (["-i", "{tmp}/ragged.csv", "--target", "y"], 3, "ragged.csv: malformed CSV"),
+        (["-i", "{tmp}/single.csv", "--target", "y"], 3, "target 'y' has a single class"),
+    ],
+)
+def test_train_errors_are_one_line_and_an_exit_code(
+    cli: Any, sample_data: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("x,y\n")
+    (tmp_path / "ragged.csv").write_text("x,y\n1,2\n3,4,5\n")
+    (tmp_path / "single.csv").write_text("x,y\n" + "".join(f"{i},a\n" for i in range(10)))
+    fill = {"data": str(sample_data), "tmp": str(tmp_path)}
+    result = cli("train", *(a.format(**fill) for a in args), "-o", tmp_path / "m")
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("infer-cli: error: ")
+    assert message.format(**fill) in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_predict_with_a_missing_model_directory_is_a_model_error(
+    cli: Any, sample_data: Path, tmp_path: Path
+) -> None:
+    result = cli("predict", "-m", tmp_path / "none", "-i", sample_data / "iris_new.csv")
+    assert result.exit_code == 4
+    assert f"no model at '{tmp_path / 'none'}'" in result.stderr
+
+
+def test_debug_shows_the_traceback(cli: Any, tmp_path: Path) -> None:
+    result = cli("predict", "-m", tmp_path / "none", "-i", "x.csv", "--debug")
+    assert result.exit_code == 4
+    assert "Traceback" in result.stderr
+
+
+def test_predict_leaves_no_output_when_the_input_does_not_match(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    out.write_text("previous results\n")
+    result = cli(
+        "predict", "-m", trained_models["churn"], "-i", sample_data / "iris.csv", "-o", out
+    )
+    assert result.exit_code == 3
+    assert "missing column 'tenure_months'" in result.stderr
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_installed_command_trains_and_predicts_through_a_pipe(
+    sample_data: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "INFER_CLI_MODEL": str(tmp_path / "reviews_model")}
+    trained = run_infer_cli(
+        "train", "-i", sample_data / "reviews.csv", "--target", "sentiment",
+        "-o", tmp_path / "reviews_model", env=env,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr.decode()
+    scored = run_infer_cli(
+        "predict", "--proba", input=(sample_data / "reviews_new.csv").read_bytes(), env=env
+    )
+    assert scored.returncode == 0, scored.stderr.decode()
+    lines = scored.stdout.decode().splitlines()
+    assert lines[0] == "review_id,review,prediction,proba_negative,proba_positive"
+    assert len(lines) == 1 + len(pd.read_csv(sample_data / "reviews_new.csv"))
+    assert b"rows scored" in scored.stderr
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "infer_cli", "--version"], capture_output=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.decode().startswith("infer-cli ")

@@ -1,0 +1,187 @@
+"""The model core: save/load round trip, integrity check, bare estimators, prediction."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from infer_cli.errors import DataError, ModelError, UsageError
+from infer_cli.model import (
+    CARD_FILE,
+    MODEL_FILE,
+    load_model,
+    resolve_model_path,
+    save_model,
+    verify_model,
+)
+from infer_cli.training import TrainOptions, train
+
+
+def test_round_trip_keeps_card_and_predictions(
+    trained_models: dict[str, Path], sample_data: Path
+) -> None:
+    model = load_model(trained_models["iris"])
+    card = json.loads((trained_models["iris"] / CARD_FILE).read_text())
+    assert card["task"] == "classification"
+    assert card["target"] == "species"
+    assert card["classes"] == ["setosa", "versicolor", "virginica"]
+    assert [c["name"] for c in card["signature"]["inputs"]] == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
+    assert card["versions"]["scikit-learn"]
+    assert len(card["sha256"]) == 64
+    assert card["metrics"]["accuracy"] > 0.9
+    rows = pd.read_csv(sample_data / "iris_new.csv")
+    predictions = model.predict(rows, proba=True)
+    assert len(predictions.values) == len(rows)
+    assert set(predictions.values) <= {"setosa", "versicolor", "virginica"}
+    assert predictions.probabilities is not None
+    assert np.allclose(predictions.probabilities.sum(axis=1), 1.0)
+
+
+def test_tampered_model_file_is_refused(model_copy: Callable[[str], Path]) -> None:
+    directory = model_copy("iris")
+    with open(directory / MODEL_FILE, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelError, match="SHA-256 mismatch"):
+        load_model(directory)
+    ok, recorded, actual = verify_model(directory)
+    assert not ok and recorded != actual
+
+
+def test_missing_model_names_the_path_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"no model at '.*nowhere' \(train one"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_directory_without_card_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a model directory"):
+        load_model(tmp_path)
+
+
+def test_default_model_path_comes_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INFER_CLI_MODEL", raising=False)
+    assert resolve_model_path(None) == Path("model")
+    monkeypatch.setenv("INFER_CLI_MODEL", "/srv/models/churn")
+    assert resolve_model_path(None) == Path("/srv/models/churn")
+    assert resolve_model_path("explicit") == Path("explicit")
+
+
+def test_sklearn_version_difference_is_one_notice(model_copy: Callable[[str], Path]) -> None:
+    directory = model_copy("iris")
+    card = json.loads((directory / CARD_FILE).read_text())
+    card["versions"]["scikit-learn"] = "0.0.1"
+    (directory / CARD_FILE).write_text(json.dumps(card))
+    model = load_model(directory)
+    assert len(model.notices) == 1
+    assert "trained with scikit-learn 0.0.1" in model.notices[0]
+
+
+def test_bare_joblib_file_takes_columns_from_feature_names(tmp_path: Path) -> None:
+    x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    estimator = LogisticRegression().fit(x, [0, 0, 1, 1])
+    joblib.dump(estimator, tmp_path / "bare.joblib")
+    model = load_model(tmp_path / "bare.joblib")
+    assert model.signature.names == ["a", "b"]
+    assert model.is_classifier
+    predictions = model.predict(pd.DataFrame({"b": [0.0], "a": [3.0], "extra": ["x"]}))
+    assert predictions.values.tolist() == [1]
+
+
+def test_bare_pickle_fitted_on_arrays_takes_columns_by_position(tmp_path: Path) -> None:
+    estimator = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    joblib.dump(estimator, tmp_path / "bare.pkl")
+    model = load_model(tmp_path / "bare.pkl")
+    assert model.predict(pd.DataFrame({"anything": [0.0, 3.0]})).values.tolist() == [0, 1]
+
+
+def test_file_that_is_not_a_pickle_is_a_clear_model_error(tmp_path: Path) -> None:
+    (tmp_path / "junk.joblib").write_text("not a pickle")
+    with pytest.raises(ModelError, match=r"junk\.joblib: cannot load the model"):
+        load_model(tmp_path / "junk.joblib")
+
+
+def test_unseen_category_does_not_crash_prediction(trained_models: dict[str, Path]) -> None:
+    model = load_model(trained_models["churn"])
+    row = pd.DataFrame(
+        [
+            {
+                "tenure_months": 3,
+                "monthly_charges": 80.0,
+                "total_charges": None,
+                "contract": "ten-year",
+                "internet_service": "satellite",
+                "payment_method": "barter",
+                "support_calls": 4,
+            }
+        ]
+    )
+    assert model.predict(row).values.tolist()[0] in ("yes", "no")
+
+
+def test_regression_model_refuses_probabilities(trained_models: dict[str, Path]) -> None:
+    model = load_model(trained_models["housing"])
+    with pytest.raises(UsageError, match="does not give class probabilities"):
+        model.predict(pd.DataFrame({"sqft": [1000]}), proba=True)
+
+
+def test_bad_value_is_a_data_error_naming_the_row(trained_models: dict[str, Path]) -> None:
+    model = load_model(trained_models["iris"])
+    rows = pd.DataFrame(
+        {
+            "sepal_length": [5.1, 5.0],
+            "sepal_width": [3.5, "wide"],
+            "petal_length": [1.4, 1.4],
+            "petal_width": [0.2, 0.2],
+        }
+    )
+    with pytest.raises(DataError, match=r"row 2, column 'sepal_width': 'wide' is not a number"):
+        model.predict(rows)
+
+
+def test_saving_over_a_model_is_atomic_for_concurrent_readers(
+    tmp_path: Path, sample_data: Path
+) -> None:
+    """Readers loading while the model is replaced again and again see whole models only."""
+    frame = pd.read_csv(sample_data / "iris.csv")
+    first = train(frame, TrainOptions(target="species"))
+    second = train(frame, TrainOptions(target="species", model="forest"))
+    target = tmp_path / "model"
+    save_model(first.estimator, first.card, target)
+    errors: list[BaseException] = []
+    loads = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal loads
+        while not stop.is_set():
+            try:
+                load_model(target)
+                loads += 1
+            except ModelError as exc:
+                # The directory can be absent for an instant between two renames; a half
+                # model (a hash mismatch, a missing file inside) would be a failure.
+                if "no model at" not in str(exc):
+                    errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for i in range(15):
+        result = second if i % 2 else first
+        save_model(result.estimator, result.card, target)
+    stop.set()
+    reader.join()
+    assert errors == []
+    assert loads > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
