@@ -197,6 +197,38 @@ def predict(
     console.print(key_value_table("Scored", rows))
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the report as JSON on stdout instead.")
+]
+
+
+@app.command()
+@reporting_errors
+def info(model: ModelOption = None, json: JsonOption = False, debug: DebugOption = False) -> None:
+    """Show the model card: task, signature, metrics, versions, size and integrity."""
+    from .errors import ModelError
+    from .model import inspect_model
+    from .reports import inspection_json, render_model_card
+    from .summary import stderr_console
+
+    inspection = inspect_model(model)
+    if json:
+        _print_json(inspection_json(inspection))
+    else:
+        render_model_card(stderr_console(), inspection)
+    if inspection.matches is False:
+        raise ModelError(
+            f"{inspection.path}: model.joblib does not match the SHA-256 in model.json; "
+            "it will not load"
+        )
+
+
+def _print_json(document: object) -> None:
+    import json
+
+    print(json.dumps(document, indent=2))
+
+
 def _check_choice(flag: str, value: str, choices: tuple[str, ...], error: type[InferError]) -> None:
     if value not in choices:
         raise error(f"{flag} must be one of: {', '.join(choices)} (got '{value}')")

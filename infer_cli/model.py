@@ -44,6 +44,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    example: list[dict[str, Any]] = field(default_factory=list)
     sha256: str = ""
     created: str = ""
     format_version: int = FORMAT_VERSION
@@ -57,6 +58,7 @@ class ModelCard:
             "signature": self.signature.to_dict(),
             "metrics": self.metrics,
             "training": self.training,
+            "example": self.example,
             "versions": self.versions,
             "sha256": self.sha256,
             "created": self.created,
@@ -72,6 +74,7 @@ class ModelCard:
             metrics=data.get("metrics", {}),
             versions=data.get("versions", {}),
             training=data.get("training", {}),
+            example=list(data.get("example", [])),
             sha256=str(data.get("sha256", "")),
             created=str(data.get("created", "")),
             format_version=int(data.get("format_version", FORMAT_VERSION)),
@@ -213,6 +216,42 @@ def verify_model(path: str | os.PathLike[str] | None = None) -> tuple[bool, str,
     recorded = str(json.loads(card_bytes).get("sha256", ""))
     actual = hashlib.sha256(payload).hexdigest()
     return recorded == actual, recorded, actual
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What `info` shows: the card, and the file's state on disk, found without trusting it."""
+
+    path: Path
+    kind: str
+    serialization: str
+    card: ModelCard
+    size_bytes: int
+    sha256_actual: str
+    matches: bool | None
+
+
+def inspect_model(path: str | os.PathLike[str] | None = None) -> Inspection:
+    """Describe a model. A directory is read without unpickling, so a tampered file is
+    reported rather than loaded; a bare file has no card and must be loaded to be described.
+    """
+    location = resolve_model_path(path)
+    if not location.is_dir():
+        model = load_model(location)
+        return Inspection(
+            location, "bare estimator file", "joblib/pickle (can run code when loaded)",
+            model.card, location.stat().st_size, model.card.sha256, None,
+        )  # fmt: skip
+    card_bytes, payload = _read_model_files(location)
+    try:
+        card = ModelCard.from_dict(json.loads(card_bytes))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+    actual = hashlib.sha256(payload).hexdigest()
+    return Inspection(
+        location, "infer-cli model directory", "joblib (pickle: can run code when loaded)",
+        card, len(payload), actual, actual == card.sha256,
+    )  # fmt: skip
 
 
 def _load_directory(location: Path) -> Model:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.table import Table
 
 from .timing import Stopwatch, peak_memory_mb
@@ -23,13 +23,15 @@ def render_notices(console: Console, notices: Iterable[str]) -> None:
         console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
 
 
-def key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    """A two-column table of labelled figures."""
+def key_value_table(
+    title: str, rows: Iterable[tuple[str, str]], *, justify: JustifyMethod = "right"
+) -> Table:
+    """A two-column table of labelled figures (right-aligned) or facts (`justify="left"`)."""
     table = Table(
         title=title, box=box.SIMPLE_HEAD, show_header=False, title_justify="left", min_width=44
     )
     table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(justify=justify)
     for label, value in rows:
         table.add_row(label, value)
     return table

@@ -26,6 +26,7 @@ REGRESSORS = ("linear", "ridge", "forest", "gbm")
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 _IDENTIFIER_NAME = re.compile(r"(^|[_\-\s])(id|uuid|guid|key)$|[a-z]Id$|ID$", re.IGNORECASE)
 _MIN_WORDS_FOR_TEXT = 3.0
+EXAMPLE_ROWS = 3
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def train(frame: pd.DataFrame, options: TrainOptions) -> TrainResult:
             "test_size": options.test_size,
             "fit_seconds": round(fit_seconds, 4),
         },
+        example=_example_rows(features, signature),
     )
     return TrainResult(
         estimator=pipeline,
@@ -311,6 +313,23 @@ def _signature(features: pd.DataFrame, roles: ColumnRoles) -> Signature:
         elif name in roles.text:
             columns.append(Column(name, "text", required=not optional))
     return Signature(tuple(columns), passthrough=tuple(roles.identifiers + roles.ignored))
+
+
+def _example_rows(features: pd.DataFrame, signature: Signature) -> list[dict[str, Any]]:
+    """A few training rows, as MLflow's input example: what a request to this model looks like."""
+    rows = features[signature.names].head(EXAMPLE_ROWS)
+    return [
+        {name: _json_value(value) for name, value in row.items()}
+        for row in rows.to_dict(orient="records")
+    ]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 def _whole_numbers(series: pd.Series) -> bool:
