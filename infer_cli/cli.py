@@ -223,6 +223,77 @@ def info(model: ModelOption = None, json: JsonOption = False, debug: DebugOption
         )
 
 
+@app.command()
+@reporting_errors
+def bench(
+    model: ModelOption = None,
+    input: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="Rows to score. [default: the model's example rows]"),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Also load-test a running server, e.g. http://127.0.0.1:5000."),
+    ] = None,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="Largest batch size to measure.", min=1)
+    ] = 100_000,
+    concurrency: Annotated[
+        str, typer.Option("--concurrency", help="Connection counts for --url, comma-separated.")
+    ] = "1,4,16,64",
+    seconds: Annotated[
+        float, typer.Option("--seconds", help="Time spent on each measurement.", min=0.05)
+    ] = 1.0,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Measure batch throughput, single-row latency and, with --url, a server under load."""
+    from .batch_io import read_table
+    from .benchmarking import (
+        BATCH_SIZES,
+        BenchReport,
+        measure_batches,
+        measure_server,
+        measure_single_row,
+        sample_rows,
+    )
+    from .errors import UsageError
+    from .loadgen import Target
+    from .model import load_model
+    from .reports import render_bench
+    from .summary import render_notices, stderr_console
+
+    levels = tuple(int(level) for level in _split_names([concurrency]) if level.isdigit())
+    if url and (not levels or min(levels) < 1):
+        raise UsageError(f"--concurrency must be positive whole numbers, not '{concurrency}'")
+    if url:
+        Target.parse(url, "/invocations")
+    console = stderr_console()
+    loaded = load_model(model)
+    render_notices(console, loaded.notices)
+    table = read_table(input) if input else None
+    source = input or ("the model's example rows" if loaded.card.example else "its signature")
+    rows = sample_rows(loaded, table, count=1_000)
+    report = BenchReport(rows_source=source)
+    sizes = tuple(size for size in BATCH_SIZES if size <= max_batch)
+    with console.status("measuring") as status:
+        report.batches = measure_batches(
+            loaded, rows, sizes, seconds_per_size=seconds / 2, on_progress=status.update
+        )
+        status.update("single rows")
+        report.single_row_calls = max(100, int(seconds * 300))
+        report.single_row = measure_single_row(loaded, rows, report.single_row_calls)
+        if url:
+            report.url = url
+            report.server = measure_server(
+                url, rows, levels, seconds_per_level=seconds, on_progress=status.update
+            )
+    if json:
+        _print_json(report.to_json())
+    else:
+        render_bench(console, report)
+
+
 def _print_json(document: object) -> None:
     import json
 

@@ -1,0 +1,176 @@
+"""`bench`: batch throughput against batch size, single-row latency, and a server under load,
+measured in one run so the batch/real-time trade-off can be seen side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .loadgen import LoadResult, Target, run_load
+from .model import Model
+
+BATCH_SIZES = (1, 10, 100, 1_000, 10_000, 100_000)
+CONCURRENCY_LEVELS = (1, 4, 16, 64)
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Latency percentiles in milliseconds."""
+
+    p50: float
+    p95: float
+    p99: float
+
+    @classmethod
+    def of(cls, latencies_ms: list[float]) -> Percentiles:
+        if not latencies_ms:
+            return cls(float("nan"), float("nan"), float("nan"))
+        p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
+        return cls(float(p50), float(p95), float(p99))
+
+
+@dataclass(frozen=True)
+class BatchPoint:
+    """Scoring in batches of one size: calls made, rows per second, time per call."""
+
+    batch_size: int
+    calls: int
+    rows_per_second: float
+    ms_per_call: float
+
+
+@dataclass(frozen=True)
+class ServerPoint:
+    """A server under load from `concurrency` connections."""
+
+    concurrency: int
+    requests: int
+    errors: int
+    requests_per_second: float
+    latency: Percentiles
+    first_error: str | None = None
+
+
+@dataclass
+class BenchReport:
+    """Everything one `bench` run measured."""
+
+    rows_source: str
+    batches: list[BatchPoint] = field(default_factory=list)
+    single_row: Percentiles | None = None
+    single_row_calls: int = 0
+    url: str | None = None
+    server: list[ServerPoint] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_rows(
+    model: Model, table: pd.DataFrame | None, count: int, seed: int = 0
+) -> pd.DataFrame:
+    """`count` rows to score: drawn from `table`, else from the model's example rows, else
+    made up from the signature's column types."""
+    if table is not None and len(table):
+        pool = table
+    elif model.card.example:
+        pool = pd.DataFrame(model.card.example)
+    else:
+        pool = _rows_from_signature(model)
+    picks = np.random.default_rng(seed).integers(0, len(pool), size=count)
+    return pool.iloc[picks].reset_index(drop=True)
+
+
+def measure_batches(
+    model: Model,
+    rows: pd.DataFrame,
+    sizes: tuple[int, ...] = BATCH_SIZES,
+    *,
+    seconds_per_size: float = 0.5,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[BatchPoint]:
+    """Rows per second when scoring batches of each size, repeated for about
+    `seconds_per_size` each."""
+    points = []
+    for size in sizes:
+        if on_progress:
+            on_progress(f"batches of {size:,}")
+        batch = rows.iloc[np.arange(size) % len(rows)].reset_index(drop=True)
+        model.predict(batch)
+        calls, began = 0, time.perf_counter()
+        while True:
+            model.predict(batch)
+            calls += 1
+            elapsed = time.perf_counter() - began
+            if elapsed >= seconds_per_size:
+                break
+        points.append(BatchPoint(size, calls, size * calls / elapsed, elapsed / calls * 1000))
+    return points
+
+
+def measure_single_row(model: Model, rows: pd.DataFrame, calls: int = 500) -> Percentiles:
+    """Latency of scoring one row at a time, in process, as a server without batching would."""
+    singles = [rows.iloc[[i % len(rows)]] for i in range(calls)]
+    model.predict(singles[0])
+    latencies = []
+    for single in singles:
+        began = time.perf_counter()
+        model.predict(single)
+        latencies.append((time.perf_counter() - began) * 1000)
+    return Percentiles.of(latencies)
+
+
+def measure_server(
+    url: str,
+    rows: pd.DataFrame,
+    levels: tuple[int, ...] = CONCURRENCY_LEVELS,
+    *,
+    seconds_per_level: float = 2.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[ServerPoint]:
+    """Requests per second and latency of single-row requests at each concurrency level."""
+    target = Target.parse(url, "/invocations")
+    first = rows.head(1)
+    body = json.dumps(
+        {"dataframe_split": json.loads(first.to_json(orient="split", index=False))}
+    ).encode()
+    points = []
+    for level in levels:
+        if on_progress:
+            on_progress(f"{level} connection(s)")
+        result: LoadResult = run_load(
+            target, body, "application/json", concurrency=level, duration=seconds_per_level
+        )
+        points.append(
+            ServerPoint(
+                concurrency=level,
+                requests=result.requests,
+                errors=result.errors,
+                requests_per_second=result.requests_per_second,
+                latency=Percentiles.of(result.latencies_ms),
+                first_error=result.first_error,
+            )
+        )
+    return points
+
+
+def _rows_from_signature(model: Model) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    columns: dict[str, Any] = {}
+    for column in model.signature.inputs:
+        if column.dtype == "integer":
+            columns[column.name] = rng.integers(0, 10, size=100)
+        elif column.dtype in ("float", "any"):
+            columns[column.name] = rng.normal(size=100)
+        elif column.dtype == "text":
+            columns[column.name] = ["an example sentence to score"] * 100
+        else:
+            columns[column.name] = ["unknown"] * 100
+    return pd.DataFrame(columns)
