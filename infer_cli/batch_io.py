@@ -1,26 +1,524 @@
-"""Reading input tables and writing output files: `-` is stdin/stdout, file output is atomic."""
+"""Reading tables and writing results in chunks: CSV (plain or gzip), Parquet, JSON Lines.
+
+`-` is stdin/stdout everywhere. `open_table` streams an input as `Chunk`s, each knowing the
+row and line it starts at; `open_writer` writes tables to a handle; `atomic_output` makes a
+file appear only once it is complete. `read_table` reads a whole CSV at once, for training.
+"""
 
 from __future__ import annotations
 
 import csv
+import glob
+import gzip
+import io
 import os
+import re
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .csv_blocks import Block, RecordBlocks
+from .errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STDIO = "-"
+INPUT_FORMATS = ("csv", "csv.gz", "parquet")
+OUTPUT_FORMATS = ("csv", "csv.gz", "parquet", "jsonl")
+DEFAULT_BATCH_ROWS = 50_000
+# Bytes read before the size of a row is known; later blocks hold about --batch-size rows.
+FIRST_BLOCK_BYTES = 256 * 1024
+MIN_BLOCK_BYTES = 64 * 1024
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
+MalformedRows = Literal["error", "collect"]
 
 
 def describe(path: str) -> str:
     """How a path is named in messages."""
     return "<stdin>" if path == STDIO else path
+
+
+def detect_format(path: str, override: str | None, choices: tuple[str, ...]) -> str:
+    """The format named by `override`, else by the file's extension; CSV for `-` and others."""
+    if override:
+        name = override.lower().lstrip(".")
+        if name not in choices:
+            raise UsageError(f"unknown format '{override}' (choose from: {', '.join(choices)})")
+        return name
+    lowered = path.lower()
+    for name in sorted(choices, key=len, reverse=True):
+        if lowered.endswith("." + name) or (name == "jsonl" and lowered.endswith(".ndjson")):
+            return name
+    if lowered.endswith(".gz"):
+        raise UsageError(f"{path}: only gzip-compressed CSV (.csv.gz) is supported")
+    if lowered.endswith((".parq", ".pq")):
+        return "parquet"
+    return "csv"
+
+
+def check_delimiter(delimiter: str) -> str:
+    """A one-character field separator; `\\t` and `tab` name the tab."""
+    if delimiter in ("\\t", "tab"):
+        return "\t"
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise UsageError(
+            f"--delimiter must be one character other than a quote (got {delimiter!r})"
+        )
+    return delimiter
+
+
+@dataclass(frozen=True)
+class MalformedRow:
+    """A CSV record that does not split into the header's columns."""
+
+    line: int | None
+    reason: str
+
+
+@dataclass
+class Chunk:
+    """Consecutive rows of an input, and where they came from.
+
+    `first_row` counts data rows from 0 across the whole input (malformed rows included);
+    `line_of` gives the line a row starts on, for CSV input. `malformed` lists the records
+    of this stretch of the input that could not be read as rows (only when collected).
+    """
+
+    table: pa.Table
+    first_row: int
+    malformed: list[MalformedRow] = field(default_factory=list)
+    _block: Block | None = field(default=None, repr=False)
+    _records: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def line_of(self, row: int) -> int | None:
+        """The line on which row `row` of this chunk starts, or None when not from CSV."""
+        if self._block is None or self._records is None:
+            return None
+        return int(self._block.record_lines()[self._records[row]])
+
+
+class TableReader:
+    """An open input: its columns, and its rows as an iterator of chunks.
+
+    `text_columns` is true when every value arrives as the text it was written as (CSV):
+    columns then hold strings, and missing values (empty fields) are nulls.
+    """
+
+    source: str
+    columns: list[str]
+    schema: pa.Schema
+    text_columns: bool = False
+    size: int | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the input (does not close stdin)."""
+
+    def __enter__(self) -> TableReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_table(
+    path: str,
+    *,
+    format: str | None = None,
+    delimiter: str = ",",
+    batch_size: int = DEFAULT_BATCH_ROWS,
+    malformed: MalformedRows = "error",
+) -> TableReader:
+    """Open an input for streaming in chunks of at most `batch_size` rows.
+
+    `malformed` says what a CSV record with the wrong number of fields does: raise a
+    `DataError` naming its line, or be collected in its chunk's `malformed` list.
+    """
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    kind = detect_format(path, format, INPUT_FORMATS)
+    if kind == "parquet":
+        return _ParquetReader(path, batch_size)
+    raw = _open_binary(path)
+    stream: IO[bytes] = raw
+    if kind == "csv.gz":
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    try:
+        return _CsvReader(stream, raw, describe(path), delimiter, batch_size, malformed)
+    except BaseException:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+        raise
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    if path == STDIO:
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise DataError(f"{path}: is a directory, not a file") from exc
+    except PermissionError as exc:
+        raise DataError(f"{path}: permission denied") from exc
+
+
+class _CsvReader(TableReader):
+    text_columns = True
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        raw: IO[bytes],
+        source: str,
+        delimiter: str,
+        batch_size: int,
+        malformed: MalformedRows,
+    ) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        self.source = source
+        self._raw = raw
+        self._stream = stream
+        self._batch_size = batch_size
+        self._collect = malformed == "collect"
+        self.size = _file_size(raw)
+        try:
+            self._blocks = RecordBlocks(
+                stream, source=source, delimiter=delimiter, block_size=FIRST_BLOCK_BYTES
+            )
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise DataError(f"{source}: cannot read ({exc})") from exc
+        self.columns = _header_names(self._blocks.header, delimiter, source)
+        self.schema = pa.schema([(name, pa.string()) for name in self.columns])
+        self._read_options = pcsv.ReadOptions(column_names=self.columns)
+        self._convert_options = pcsv.ConvertOptions(
+            column_types=self.schema,
+            strings_can_be_null=True,
+            null_values=[""],
+        )
+        self._delimiter = delimiter
+
+    @property
+    def bytes_read(self) -> int:
+        # For gzip input, progress is measured against the compressed file.
+        return self._raw.tell() if self._raw.seekable() else self._blocks.bytes_read
+
+    def __iter__(self) -> Iterator[Chunk]:
+        first_row = 0
+        try:
+            for block in self._blocks:
+                table, malformed, records = self._parse(block)
+                if table.num_rows:
+                    per_row = len(block.data) / (table.num_rows + len(malformed))
+                    wanted = int(per_row * self._batch_size * 1.05)
+                    self._blocks.block_size = min(max(wanted, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
+                yield from self._slices(table, first_row, malformed, block, records)
+                first_row += table.num_rows + len(malformed)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise DataError(f"{self.source}: cannot read ({exc})") from exc
+
+    def _slices(
+        self,
+        table: pa.Table,
+        first_row: int,
+        malformed: list[MalformedRow],
+        block: Block,
+        records: np.ndarray,
+    ) -> Iterator[Chunk]:
+        step = self._batch_size
+        for start in range(0, max(table.num_rows, 1), step):
+            yield Chunk(
+                table.slice(start, step),
+                first_row + start + (len(malformed) if start else 0),
+                malformed if start == 0 else [],
+                block,
+                records[start : start + step],
+            )
+
+    def _parse(self, block: Block) -> tuple[pa.Table, list[MalformedRow], np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        options = pcsv.ParseOptions(delimiter=self._delimiter, newlines_in_values=block.has_quotes)
+        try:
+            table = pcsv.read_csv(
+                pa.py_buffer(block.data),
+                read_options=self._read_options,
+                parse_options=options,
+                convert_options=self._convert_options,
+            )
+        except pa.ArrowInvalid:
+            return self._parse_row_by_row(block)
+        return table, [], np.arange(table.num_rows)
+
+    def _parse_row_by_row(self, block: Block) -> tuple[pa.Table, list[MalformedRow], np.ndarray]:
+        """Parse a block that failed, on one thread so that pyarrow numbers the bad records."""
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        invalid: list[Any] = []
+
+        def handle(row: Any) -> str:
+            invalid.append(row)
+            return "skip" if self._collect else "error"
+
+        lines = block.record_lines()
+        try:
+            table = pcsv.read_csv(
+                pa.py_buffer(block.data),
+                read_options=pcsv.ReadOptions(column_names=self.columns, use_threads=False),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=self._delimiter,
+                    newlines_in_values=block.has_quotes,
+                    invalid_row_handler=handle,
+                ),
+                convert_options=self._convert_options,
+            )
+        except pa.ArrowInvalid as exc:
+            if invalid:
+                row = invalid[-1]
+                raise DataError(
+                    f"{self.source}, line {_line(lines, row.number)}: {_field_count(row)}"
+                ) from exc
+            raise self._unreadable(block, exc) from exc
+        malformed = [
+            MalformedRow(_line(lines, row.number), f"{_field_count(row)}: {_show(row.text)}")
+            for row in invalid
+        ]
+        dropped = [row.number - 1 for row in invalid if row.number is not None]
+        records = np.delete(np.arange(len(lines)), dropped)
+        return table, malformed, records
+
+    def _unreadable(self, block: Block, exc: Exception) -> DataError:
+        try:
+            block.data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = block.first_line + block.data.count(b"\n", 0, bad.start)
+            return DataError(f"{self.source}, line {line}: not UTF-8 text")
+        reason = str(exc).strip().splitlines()[0].removeprefix("CSV parse error: ")
+        last = block.first_line + block.data.count(b"\n", 0, len(block.data) - 1)
+        return DataError(
+            f"{self.source}, lines {block.first_line}-{last}: malformed CSV ({reason})"
+        )
+
+    def close(self) -> None:
+        if self._raw is not sys.stdin.buffer:
+            self._stream.close()
+            self._raw.close()
+
+
+def _header_names(header: bytes, delimiter: str, source: str) -> list[str]:
+    if not header.strip():
+        raise DataError(f"{source}: the file is empty (expected a header row)")
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}, line 1: not UTF-8 text") from exc
+    names = next(csv.reader([text], delimiter=delimiter))
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{source}, line 1: column '{name}' appears twice in the header")
+        seen.add(name)
+    return names
+
+
+def _line(lines: np.ndarray, number: int | None) -> int | None:
+    if number is None or not 0 < number <= len(lines):
+        return None
+    return int(lines[number - 1])
+
+
+def _field_count(row: Any) -> str:
+    return f"expected {row.expected_columns} fields, found {row.actual_columns}"
+
+
+def _show(text: str) -> str:
+    return repr(text if len(text) <= 200 else text[:197] + "...")
+
+
+def _file_size(handle: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(handle.fileno()).st_size if handle.seekable() else None
+    except (OSError, ValueError):
+        return None
+
+
+class _ParquetReader(TableReader):
+    def __init__(self, path: str, batch_size: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if path == STDIO:
+            raise UsageError(
+                "Parquet cannot be read from stdin (it is read from its end); give a file with -i"
+            )
+        self.source = path
+        self._batch_size = batch_size
+        try:
+            self._file = pq.ParquetFile(path)
+        except FileNotFoundError as exc:
+            raise DataError(f"{path}: no such file") from exc
+        except IsADirectoryError as exc:
+            raise DataError(f"{path}: is a directory, not a file") from exc
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+        self.schema = self._file.schema_arrow
+        self.columns = list(self.schema.names)
+        self.size = os.path.getsize(path)
+        self._rows_read = 0
+
+    @property
+    def bytes_read(self) -> int:
+        total = self._file.metadata.num_rows
+        return int(self.size * self._rows_read / total) if total and self.size else 0
+
+    def __iter__(self) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        try:
+            for batch in self._file.iter_batches(batch_size=self._batch_size):
+                table = pa.Table.from_batches([batch])
+                yield Chunk(table, self._rows_read)
+                self._rows_read += table.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{self.source}: not a readable Parquet file ({exc})") from exc
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TableWriter:
+    """Writes tables of one schema, in order, to a binary handle, in one format."""
+
+    def __init__(self, handle: IO[bytes], schema: pa.Schema) -> None:
+        self.schema = schema
+        self._handle = handle
+
+    def write(self, table: pa.Table) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the output (a Parquet footer, the end of a gzip stream); not the handle."""
+
+
+def open_writer(
+    handle: IO[bytes], format: str, schema: pa.Schema, *, delimiter: str = ","
+) -> TableWriter:
+    """A writer of `format` for tables of `schema`; CSV and Parquet write the header now."""
+    if format == "parquet":
+        return _ParquetWriter(handle, schema)
+    if format == "jsonl":
+        return _JsonLinesWriter(handle, schema)
+    return _CsvWriter(handle, schema, delimiter=delimiter, compress=format == "csv.gz")
+
+
+def missing_as_null(table: pa.Table) -> pa.Table:
+    """The table with float NaN turned into nulls: missing is empty in CSV, null in JSON."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for index, column in enumerate(table.columns):
+        if pa.types.is_floating(column.type) and column.null_count < len(column):
+            nan = pc.is_nan(column)
+            if pc.any(nan).as_py():
+                table = table.set_column(
+                    index, table.field(index), pc.if_else(nan, pa.scalar(None, column.type), column)
+                )
+    return table
+
+
+class _CsvWriter(TableWriter):
+    def __init__(
+        self, handle: IO[bytes], schema: pa.Schema, *, delimiter: str, compress: bool
+    ) -> None:
+        super().__init__(handle, schema)
+        self._gzip = gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=6) if compress else None
+        self._sink: Any = self._gzip if self._gzip is not None else handle
+        self._delimiter = delimiter
+        self._special = re.compile(b'["\r\n' + re.escape(delimiter.encode()) + b"]")
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerow(schema.names)
+        self._sink.write(buffer.getvalue().encode("utf-8"))
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        if table.num_rows == 0:
+            return
+        table = missing_as_null(table.cast(self.schema))
+        # pyarrow quotes every string when quoting is on; quote only chunks that need it.
+        quoting = "needed" if self._needs_quotes(table) else "none"
+        options = pcsv.WriteOptions(
+            include_header=False, delimiter=self._delimiter, quoting_style=quoting
+        )
+        output = pa.BufferOutputStream()
+        pcsv.write_csv(table, output, options)
+        self._sink.write(memoryview(output.getvalue()))
+
+    def _needs_quotes(self, table: pa.Table) -> bool:
+        import pyarrow as pa
+
+        for column in table.columns:
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                for piece in column.chunks:
+                    data = piece.buffers()[2]
+                    if data is not None and self._special.search(memoryview(data)):
+                        return True
+        return False
+
+    def close(self) -> None:
+        if self._gzip is not None:
+            self._gzip.close()
+
+
+class _ParquetWriter(TableWriter):
+    def __init__(self, handle: IO[bytes], schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        super().__init__(handle, schema)
+        self._writer = pq.ParquetWriter(handle, schema)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(missing_as_null(table.cast(self.schema)))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class _JsonLinesWriter(TableWriter):
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        frame = missing_as_null(table.cast(self.schema)).to_pandas(types_mapper=pd.ArrowDtype)
+        text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
+        self._handle.write(text.encode("utf-8"))
+        if not text.endswith("\n"):
+            self._handle.write(b"\n")
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -68,9 +566,11 @@ def _parser_reason(exc: Exception) -> str:
 def atomic_output(path: str) -> Iterator[IO[bytes]]:
     """A binary handle for `path` that becomes the file only if the block completes.
 
-    The data goes to a temporary file in the same directory and is renamed over `path`
-    at the end, so a failed or killed run leaves neither a partial file nor a destroyed
-    previous one. `-` writes straight to stdout.
+    The data goes to a hidden `.NAME.HOST.PID.*.part` file in the same directory and is
+    renamed over `path` at the end, so a failed or interrupted run leaves neither a partial
+    file nor a destroyed previous one. A run killed outright (SIGKILL, the OOM killer) leaves
+    its `.part` file behind; the next run writing the same path deletes such files whose
+    process is gone. `-` writes straight to stdout.
     """
     if path == STDIO:
         yield sys.stdout.buffer
@@ -82,9 +582,13 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise DataError(f"{path}: no such directory '{directory}'")
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".part", dir=directory
-    )
+    _remove_stale_parts(directory, target.name)
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.{_host()}.{os.getpid()}.", suffix=".part", dir=directory
+        )
+    except PermissionError as exc:
+        raise DataError(f"{path}: cannot write in '{directory}' (permission denied)") from exc
     try:
         with os.fdopen(descriptor, "wb") as handle:
             yield handle
@@ -100,13 +604,38 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
         raise
 
 
-def write_csv(frame: pd.DataFrame, handle: IO[bytes]) -> None:
-    """CSV with a header, missing values as empty fields."""
-    text = frame.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    handle.write(text.encode("utf-8"))
+def _remove_stale_parts(directory: Path, name: str) -> None:
+    """Delete `.part` files left by killed runs on this host whose process no longer exists."""
+    prefix = f".{name}.{_host()}."
+    for leftover in directory.glob(f"{glob.escape(prefix)}*.part"):
+        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 
 
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def write_json(path: str, document: Any) -> None:
+    """Write a JSON document atomically (`-` for stdout)."""
+    import json
+
+    with atomic_output(path) as handle:
+        handle.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))

@@ -7,9 +7,11 @@ Heavy libraries (pandas, scikit-learn) are imported inside the commands, so that
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -157,44 +159,157 @@ def train(
 @reporting_errors
 def predict(
     model: ModelOption = None,
-    input: Annotated[str, typer.Option("--input", "-i", help="Rows to score (- for stdin).")] = "-",
+    input: Annotated[
+        str,
+        typer.Option("--input", "-i", help="Rows to score: CSV, .csv.gz or Parquet (- for stdin)."),
+    ] = "-",
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Where to write them (- for stdout).")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write them: CSV, .csv.gz, Parquet or .jsonl (- for stdout).",
+        ),
     ] = "-",
     proba: Annotated[
         bool, typer.Option("--proba", help="Add a proba_<class> column per class.")
     ] = False,
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            "--keep",
+            help="Input columns to write beside the predictions (comma-separated), or none. "
+            "[default: all]",
+            show_default=False,
+        ),
+    ] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-format",
+            help="csv, csv.gz or parquet. [default: from the extension, else csv]",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--output-format",
+            help="csv, csv.gz, parquet or jsonl. [default: from the extension, else csv]",
+            show_default=False,
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str, typer.Option("--delimiter", help="CSV field separator, in and out (\\t for tab).")
+    ] = ",",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Rows read, scored and written at a time.")
+    ] = 50_000,
+    on_bad_rows: Annotated[
+        str,
+        typer.Option(
+            "--on-bad-rows",
+            help="fail: stop at the first bad row, writing nothing. "
+            "skip: write bad rows to --rejects and score the others.",
+        ),
+    ] = "fail",
+    rejects: Annotated[
+        str | None,
+        typer.Option(
+            "--rejects",
+            help="File for the rows --on-bad-rows skip sets aside, with a reject_reason column.",
+            show_default=False,
+        ),
+    ] = None,
+    summary_json: Annotated[
+        str | None,
+        typer.Option(
+            "--summary-json",
+            help="Also write the summary figures to this JSON file, even when the run fails.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Score a CSV: the input rows with a prediction column appended."""
-    from .batch_io import atomic_output, read_table, write_csv
+    """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
+    from .batch_io import check_delimiter, write_json
+    from .errors import UsageError
     from .model import load_model
-    from .scoring import score_frame
-    from .summary import count, key_value_table, render_notices, seconds, stderr_console
-    from .timing import Stopwatch, peak_memory_mb
+    from .scoring import BatchScoring, ScoringOptions
+    from .summary import (
+        predict_figures,
+        predict_progress,
+        render_notices,
+        render_predict_summary,
+        stderr_console,
+    )
+    from .timing import Stopwatch
 
+    _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
+    kept = None if keep is None else tuple(n for n in _split_names([keep]) if n != "none")
+    options = ScoringOptions(
+        input=input,
+        output=output,
+        input_format=input_format,
+        output_format=output_format,
+        delimiter=check_delimiter(delimiter),
+        batch_size=batch_size,
+        proba=proba,
+        keep=kept,
+        skip_bad_rows=on_bad_rows == "skip",
+        rejects=rejects,
+    )
+    paths = {"model": model, "input": input, "output": output, "rejects": rejects}
     console = stderr_console(quiet)
     stopwatch = Stopwatch()
-    with stopwatch.phase("model load"):
-        loaded = load_model(model)
-    render_notices(console, loaded.notices)
-    with stopwatch.phase("read"):
-        frame = read_table(input)
-    with stopwatch.phase("predict"):
-        scored, predictions = score_frame(loaded, frame, proba=proba)
-    render_notices(console, predictions.notices)
-    with stopwatch.phase("write"), atomic_output(output) as handle:
-        write_csv(scored, handle)
-    wall = stopwatch.elapsed()
-    rows = [(f"{name} time", seconds(value)) for name, value in stopwatch.phases.items()]
-    rows += [
-        ("rows scored", count(len(scored))),
-        ("wall time", seconds(wall)),
-        ("rows per second", count(int(len(scored) / wall)) if wall else "-"),
-        ("peak memory", f"{peak_memory_mb():.0f} MiB"),
-    ]
-    console.print(key_value_table("Scored", rows))
+    job: BatchScoring | None = None
+    try:
+        with _sigterm_as_interrupt():
+            with stopwatch.phase("model load"):
+                loaded = load_model(model)
+            paths["model"] = str(loaded.path)
+            render_notices(console, loaded.notices)
+            job = BatchScoring(loaded, options)
+            with predict_progress(console) as progress:
+                report = job.run(progress)
+    except BaseException as exc:
+        if summary_json:
+            figures = predict_figures(
+                job.report if job else None,
+                model_load=stopwatch.phases.get("model load", 0.0),
+                wall=stopwatch.elapsed(),
+                paths=paths,
+                error=exc,
+            )
+            write_json(summary_json, figures)
+        raise
+    figures = predict_figures(
+        report, model_load=stopwatch.phases["model load"], wall=stopwatch.elapsed(), paths=paths
+    )
+    render_notices(console, report.notices)
+    render_predict_summary(console, figures)
+    if summary_json:
+        write_json(summary_json, figures)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the block runs, so that cleanup (temporary output
+    files) happens before the process exits."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an in-process test runner, say)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 JsonOption = Annotated[

@@ -1,22 +1,433 @@
-"""Scoring tables with the model core: the input rows with the predictions beside them."""
+"""Batch scoring: an input read in chunks, validated, predicted and written, bad rows set aside.
+
+`BatchScoring.run` streams an input to an output through the model core, with reading,
+predicting and writing overlapped on threads. It never prints: it keeps a `ScoringReport`
+up to date (also when it fails, for a summary of a failed run) and calls a progress callback.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import pandas as pd
 
+from .batch_io import (
+    DEFAULT_BATCH_ROWS,
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
+    STDIO,
+    Chunk,
+    MalformedRows,
+    TableReader,
+    TableWriter,
+    atomic_output,
+    detect_format,
+    open_table,
+    open_writer,
+)
+from .errors import DataError, SchemaError, UsageError
 from .model import Model, Predictions
+from .signature import NUMERIC_TYPES
+from .stages import run_stages
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PREDICTION_COLUMN = "prediction"
+REASON_COLUMN = "reject_reason"
+# Formats that store types: numbers the model reads from CSV text are written as numbers.
+TYPED_FORMATS = ("parquet", "jsonl")
+# What pandas' read_csv reads as missing, so that predict reads CSV the way train did.
+NA_STRINGS = (
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+    *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+)
+# Past this many rows of one chunk refused by the estimator itself, the input as a whole is
+# what the model cannot score, and searching row by row would only waste time.
+MAX_UNSCORABLE_ROWS = 1000
+
+Progress = Callable[["ScoringReport", int, "int | None"], None]
 
 
-def score_frame(
-    model: Model, frame: pd.DataFrame, *, proba: bool = False
-) -> tuple[pd.DataFrame, Predictions]:
-    """`frame` with a `prediction` column (and `proba_<class>` columns if asked) appended."""
-    predictions = model.predict(frame, proba=proba)
-    scored = frame.copy()
-    scored[PREDICTION_COLUMN] = predictions.values
-    if predictions.probabilities is not None:
-        for index, label in enumerate(predictions.classes or []):
-            scored[f"proba_{label}"] = predictions.probabilities[:, index]
-    return scored, predictions
+@dataclass(frozen=True)
+class ScoringOptions:
+    """What `infer-cli predict` was asked to do."""
+
+    input: str = STDIO
+    output: str = STDIO
+    input_format: str | None = None
+    output_format: str | None = None
+    delimiter: str = ","
+    batch_size: int = DEFAULT_BATCH_ROWS
+    proba: bool = False
+    keep: tuple[str, ...] | None = None
+    skip_bad_rows: bool = False
+    rejects: str | None = None
+
+
+@dataclass
+class ScoringReport:
+    """Counts and stage times of a run, as far as it got. Stages overlap, so their times can
+    add up to more than the wall time."""
+
+    rows_read: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    read_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    write_seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The columns written, decided once from the input's header and the model."""
+
+    keep: list[str]
+    output_schema: pa.Schema
+    rejects_schema: pa.Schema
+    typed_numbers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Scored:
+    rows_read: int
+    output: pa.Table
+    rejects: pa.Table | None
+
+
+class BatchScoring:
+    """One run of batch scoring; `report` holds its figures, also after a failure."""
+
+    def __init__(self, model: Model, options: ScoringOptions) -> None:
+        self.model = model
+        self.options = options
+        self.report = ScoringReport()
+        self._reader: TableReader | None = None
+        self._plan: _Plan | None = None
+
+    def run(self, progress: Progress | None = None) -> ScoringReport:
+        options = self.options
+        output_format = detect_format(options.output, options.output_format, OUTPUT_FORMATS)
+        detect_format(options.input, options.input_format, INPUT_FORMATS)
+        self._check_options()
+        malformed: MalformedRows = "collect" if options.skip_bad_rows else "error"
+        with ExitStack() as stack:
+            reader = stack.enter_context(
+                open_table(
+                    options.input,
+                    format=options.input_format,
+                    delimiter=options.delimiter,
+                    batch_size=options.batch_size,
+                    malformed=malformed,
+                )
+            )
+            self._reader = reader
+            plan = self._plan = self._make_plan(reader, typed=output_format in TYPED_FORMATS)
+            rejects: TableWriter | None = None
+            if options.rejects is not None:
+                rejects_format = detect_format(options.rejects, None, OUTPUT_FORMATS)
+                handle = stack.enter_context(atomic_output(options.rejects))
+                rejects = open_writer(
+                    handle, rejects_format, plan.rejects_schema, delimiter=options.delimiter
+                )
+            handle = stack.enter_context(atomic_output(options.output))
+            writer = open_writer(
+                handle, output_format, plan.output_schema, delimiter=options.delimiter
+            )
+
+            def score(chunk: Chunk) -> _Scored:
+                began = time.perf_counter()
+                scored = self._score(chunk)
+                self.report.predict_seconds += time.perf_counter() - began
+                self.report.rows_read += scored.rows_read
+                if progress is not None:
+                    progress(self.report, reader.bytes_read, reader.size)
+                return scored
+
+            def write(scored: _Scored) -> None:
+                began = time.perf_counter()
+                writer.write(scored.output)
+                if rejects is not None and scored.rejects is not None:
+                    rejects.write(scored.rejects)
+                self.report.write_seconds += time.perf_counter() - began
+                self.report.rows_scored += scored.output.num_rows
+                self.report.rows_rejected += (
+                    0 if scored.rejects is None else scored.rejects.num_rows
+                )
+
+            run_stages(self._timed(reader), score, write)
+            began = time.perf_counter()
+            writer.close()
+            if rejects is not None:
+                rejects.close()
+            self.report.write_seconds += time.perf_counter() - began
+        return self.report
+
+    def _check_options(self) -> None:
+        options = self.options
+        if options.proba and not self.model.can_predict_proba:
+            raise UsageError(f"--proba: the model at {self.model.path} does not give probabilities")
+        if options.skip_bad_rows and options.rejects is None:
+            raise UsageError("--on-bad-rows skip needs --rejects FILE, so that no row is lost")
+        if options.rejects is not None:
+            if not options.skip_bad_rows:
+                raise UsageError("--rejects is only written with --on-bad-rows skip")
+            if options.rejects == STDIO:
+                raise UsageError("--rejects must be a file, not stdout")
+            if options.rejects == options.output:
+                raise UsageError("--rejects and --output must be different files")
+
+    def _timed(self, reader: TableReader) -> Iterator[Chunk]:
+        chunks = iter(reader)
+        while True:
+            began = time.perf_counter()
+            chunk = next(chunks, None)
+            self.report.read_seconds += time.perf_counter() - began
+            if chunk is None:
+                return
+            yield chunk
+
+    def _make_plan(self, reader: TableReader, *, typed: bool) -> _Plan:
+        import pyarrow as pa
+
+        signature = self.model.signature
+        header = pd.DataFrame({name: pd.Series([], dtype=object) for name in reader.columns})
+        try:
+            validated = signature.validate(header)
+        except SchemaError as error:
+            raise error.located(reader.source, None) from None
+        self.report.notices.extend(validated.notices)
+        keep = list(reader.columns) if self.options.keep is None else list(self.options.keep)
+        unknown = [name for name in keep if name not in reader.columns]
+        if unknown:
+            raise UsageError(
+                f"--keep: no column '{unknown[0]}' in {reader.source} "
+                f"(it has: {', '.join(reader.columns)})"
+            )
+        typed_numbers: dict[str, str] = {}
+        if typed and reader.text_columns and not signature.positional:
+            typed_numbers = {
+                column.name: column.dtype
+                for column in signature.inputs
+                if column.dtype in NUMERIC_TYPES and column.name in keep
+            }
+        fields = []
+        for name in keep:
+            kind = typed_numbers.get(name)
+            number_type = pa.int64() if kind == "integer" else pa.float64()
+            fields.append(pa.field(name, number_type if kind else reader.schema.field(name).type))
+        fields.append(pa.field(PREDICTION_COLUMN, self._prediction_type()))
+        if self.options.proba:
+            fields.extend(pa.field(name, pa.float64()) for name in self._proba_names())
+        taken = [item.name for item in fields]
+        clash = next((name for name in taken if taken.count(name) > 1), None)
+        if clash is not None:
+            raise UsageError(f"the input already has a column '{clash}'; leave it out with --keep")
+        reason = REASON_COLUMN
+        while reason in reader.columns:
+            reason += "_"
+        rejects_schema = reader.schema.append(pa.field(reason, pa.string()))
+        return _Plan(keep, pa.schema(fields), rejects_schema, typed_numbers)
+
+    def _prediction_type(self) -> pa.DataType:
+        import pyarrow as pa
+
+        classes = self.model.card.classes
+        if self.model.is_classifier and classes:
+            return pa.array(classes).type
+        return pa.float64() if not self.model.is_classifier else pa.string()
+
+    def _proba_names(self) -> list[str]:
+        return [f"proba_{label}" for label in self.model.card.classes or []]
+
+    def _score(self, chunk: Chunk) -> _Scored:
+        assert self._reader is not None and self._plan is not None
+        rows_read = chunk.num_rows + len(chunk.malformed)
+        frame = self._features(chunk.table)
+        refused: dict[int, tuple[str | None, str]] = {}
+        try:
+            predictions = self.model.predict(frame, proba=self.options.proba)
+        except DataError as error:
+            refused = self._refused_rows(frame, error)
+            if not self.options.skip_bad_rows:
+                row, (column, reason) = next(iter(sorted(refused.items())))
+                raise self._locate(chunk, row, column, reason) from None
+            good = np.ones(len(frame), dtype=bool)
+            good[list(refused)] = False
+            frame = frame.iloc[np.flatnonzero(good)]
+            predictions = self.model.predict(frame, proba=self.options.proba)
+        kept = chunk.table
+        if refused:
+            import pyarrow as pa
+
+            kept = kept.filter(pa.array(good))
+        output = self._output(kept, frame, predictions)
+        return _Scored(rows_read, output, self._rejects(chunk, refused))
+
+    def _features(self, table: pa.Table) -> pd.DataFrame:
+        """The columns the model reads, as pandas; numbers from CSV text parsed by pyarrow."""
+        assert self._reader is not None
+        signature = self.model.signature
+        if signature.positional:
+            names = list(table.column_names[: len(signature.inputs)])
+            types = dict.fromkeys(names, "any")
+        else:
+            types = {c.name: c.dtype for c in signature.inputs if c.name in table.column_names}
+        columns: dict[str, Any] = {}
+        for name, kind in types.items():
+            column = table[name]
+            if not self._reader.text_columns:
+                columns[name] = column.to_pandas()
+            elif kind in NUMERIC_TYPES:
+                columns[name] = _text_to_numbers(column)
+            else:
+                columns[name] = _text_to_objects(column)
+        return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+    def _refused_rows(
+        self, frame: pd.DataFrame, error: DataError
+    ) -> dict[int, tuple[str | None, str]]:
+        """Rows of a chunk the model refuses: bad values first, then rows the estimator fails on."""
+        if isinstance(error, SchemaError) and error.row is None:
+            raise error
+        refused: dict[int, tuple[str | None, str]] = {
+            bad.row: (bad.column, bad.reason) for bad in self.model.signature.bad_rows(frame)
+        }
+        rows = np.flatnonzero(~np.isin(np.arange(len(frame)), list(refused)))
+        if not self.options.skip_bad_rows and refused:
+            rows = rows[rows < min(refused)]
+        if len(rows):
+            self._unscorable_rows(frame, rows, refused)
+        if not refused:
+            raise error
+        return refused
+
+    def _unscorable_rows(
+        self, frame: pd.DataFrame, rows: np.ndarray, refused: dict[int, tuple[str | None, str]]
+    ) -> None:
+        """Add the rows the estimator fails on, found by halving groups that fail together."""
+        first_only = not self.options.skip_bad_rows
+        found = 0
+        pending = [rows]
+        while pending:
+            part = pending.pop()
+            try:
+                self.model.predict(frame.iloc[part], proba=self.options.proba)
+                continue
+            except DataError as error:
+                if len(part) > 1:
+                    half = len(part) // 2
+                    pending.extend((part[half:], part[:half]))
+                    continue
+                refused[int(part[0])] = (None, error.message)
+                found += 1
+                if found > MAX_UNSCORABLE_ROWS:
+                    raise error
+                if first_only:
+                    return
+
+    def _locate(self, chunk: Chunk, row: int, column: str | None, reason: str) -> SchemaError:
+        assert self._reader is not None
+        return SchemaError(
+            reason,
+            column=column,
+            row=chunk.first_row + row,
+            source=self._reader.source,
+            line=chunk.line_of(row),
+        )
+
+    def _output(self, kept: pa.Table, frame: pd.DataFrame, predictions: Predictions) -> pa.Table:
+        import pyarrow as pa
+
+        assert self._plan is not None
+        schema = self._plan.output_schema
+        arrays: list[Any] = []
+        for name in self._plan.keep:
+            kind = self._plan.typed_numbers.get(name)
+            if kind is None:
+                arrays.append(kept[name])
+                continue
+            numbers = pa.array(pd.to_numeric(frame[name], errors="coerce"), from_pandas=True)
+            arrays.append(numbers.cast(schema.field(name).type))
+        label_type = schema.field(PREDICTION_COLUMN).type
+        arrays.append(_labels(predictions.values, label_type, self.model.card.classes))
+        if self.options.proba and predictions.probabilities is not None:
+            arrays.extend(
+                pa.array(np.ascontiguousarray(column)) for column in predictions.probabilities.T
+            )
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _rejects(self, chunk: Chunk, refused: dict[int, tuple[str | None, str]]) -> pa.Table | None:
+        import pyarrow as pa
+
+        assert self._plan is not None
+        if not refused and not chunk.malformed:
+            return None
+        schema = self._plan.rejects_schema
+        reasons = [
+            f"line {bad.line}: {bad.reason}" if bad.line is not None else bad.reason
+            for bad in chunk.malformed
+        ]
+        width = len(schema) - 1
+        parts = []
+        if chunk.malformed:
+            blank = [pa.nulls(len(chunk.malformed), schema.field(i).type) for i in range(width)]
+            parts.append(
+                pa.Table.from_arrays([*blank, pa.array(reasons, pa.string())], schema=schema)
+            )
+        if refused:
+            rows = sorted(refused)
+            located = [str(self._locate(chunk, row, *refused[row])) for row in rows]
+            source = f"{self._reader.source}, " if self._reader is not None else ""
+            located = [text.removeprefix(source) for text in located]
+            picked = chunk.table.take(pa.array(rows))
+            columns = [picked.column(i) for i in range(width)]
+            parts.append(
+                pa.Table.from_arrays([*columns, pa.array(located, pa.string())], schema=schema)
+            )
+        return pa.concat_tables(parts)
+
+
+def _text_to_numbers(column: pa.ChunkedArray) -> Any:
+    """Floats parsed by pyarrow; on any value it cannot parse, the text, for validation to
+    report or refuse row by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(column, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        pass
+    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
+    cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), column)
+    try:
+        return pc.cast(cleaned, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        return cleaned.to_numpy(zero_copy_only=False)
+
+
+def _text_to_objects(column: pa.ChunkedArray) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
+    return pc.if_else(missing, pa.scalar(None, pa.string()), column).to_numpy(zero_copy_only=False)
+
+
+def _labels(values: np.ndarray, kind: pa.DataType, classes: list[Any] | None) -> pa.Array:
+    """Predicted labels as an arrow array. String labels are looked up among the classes
+    rather than converted one by one, which is several times faster."""
+    import pyarrow as pa
+
+    if values.dtype.kind == "U" and classes and all(isinstance(c, str) for c in classes):
+        known = np.array(sorted(classes))
+        positions = np.searchsorted(known, values).clip(0, len(known) - 1)
+        if bool((known[positions] == values).all()):
+            return pa.array(known.astype(object), pa.string()).take(pa.array(positions))
+    return pa.array(values, from_pandas=True).cast(kind)

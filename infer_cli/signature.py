@@ -39,6 +39,15 @@ class Column:
 
 
 @dataclass(frozen=True)
+class BadRow:
+    """A row `validate` refuses: its position in the frame, and its first refused value."""
+
+    row: int
+    column: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class Validated:
     """Rows ready for the model, and notices worth telling the user once."""
 
@@ -111,6 +120,37 @@ class Signature:
                 cast[column.name] = _absent(column, len(frame))
         return Validated(pd.DataFrame(cast, index=frame.index), notices)
 
+    def bad_rows(self, frame: pd.DataFrame) -> list[BadRow]:
+        """Every row `validate` would refuse, each once with its first refused value, in order.
+
+        `validate` stops at the first bad value; this finds them all, so that a caller can
+        set the bad rows aside and score the others. A frame-wide problem (a missing column)
+        is raised as `validate` raises it.
+        """
+        found: dict[int, BadRow] = {}
+        if not self.positional:
+            for column in self.inputs:
+                if column.dtype in NUMERIC_TYPES and column.name in frame.columns:
+                    series = frame[column.name]
+                    for refused, reason in _read_numbers(series, column)[1]:
+                        for position in np.flatnonzero(refused).tolist():
+                            value = _show(series.iloc[position])
+                            found.setdefault(
+                                position, BadRow(position, column.name, f"{value} {reason}")
+                            )
+        # Other refusals (each type's own casting rules) are found one validation at a time.
+        while True:
+            kept = np.setdiff1d(np.arange(len(frame)), np.fromiter(found, dtype=np.int64))
+            try:
+                self.validate(frame.iloc[kept])
+                break
+            except SchemaError as error:
+                if error.row is None:
+                    raise
+                position = int(kept[error.row])
+                found[position] = BadRow(position, error.column, error.reason)
+        return [found[position] for position in sorted(found)]
+
     def _validate_positional(self, frame: pd.DataFrame) -> Validated:
         wanted = len(self.inputs)
         if frame.shape[1] < wanted:
@@ -140,32 +180,35 @@ def _cast(series: pd.Series, column: Column, first_row: int) -> Any:
 
 
 def _cast_numeric(series: pd.Series, column: Column, first_row: int) -> np.ndarray:
+    values, problems = _read_numbers(series, column)
+    for refused, reason in problems:
+        if refused.any():
+            position = int(np.flatnonzero(refused)[0])
+            raise SchemaError(
+                f"{_show(series.iloc[position])} {reason}",
+                column=column.name,
+                row=first_row + position,
+            )
+    return values
+
+
+def _read_numbers(
+    series: pd.Series, column: Column
+) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    """The column as floats, and a mask of refused values for each reason to refuse one."""
+    problems: list[tuple[np.ndarray, str]] = []
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         text = series.astype(object)
         blank = text.isna() | text.map(lambda value: isinstance(value, str) and not value.strip())
         numbers = pd.to_numeric(text.where(~blank, None), errors="coerce")
-        unreadable = numbers.isna() & ~blank
-        if unreadable.any():
-            position = int(np.flatnonzero(unreadable.to_numpy())[0])
-            raise SchemaError(
-                f"{_show(text.iloc[position])} is not a number",
-                column=column.name,
-                row=first_row + position,
-            )
+        problems.append(((numbers.isna() & ~blank).to_numpy(), "is not a number"))
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     if column.dtype == "integer":
         # A missing value turns a whole column of integers into floats: accept 3.0, refuse 3.5.
-        fractional = ~np.isnan(values) & (values != np.floor(values))
-        if fractional.any():
-            position = int(np.flatnonzero(fractional)[0])
-            raise SchemaError(
-                f"{_show(series.iloc[position])} is not a whole number",
-                column=column.name,
-                row=first_row + position,
-            )
-    return values
+        problems.append((~np.isnan(values) & (values != np.floor(values)), "is not a whole number"))
+    return values, problems
 
 
 def _cast_category(series: pd.Series) -> np.ndarray:

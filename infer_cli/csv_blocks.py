@@ -1,0 +1,229 @@
+"""Cutting a CSV byte stream into blocks of whole records, and finding the line of each record.
+
+pyarrow parses the blocks; this module only decides where records end, so that each block
+can be parsed (and parsed again after an error) on its own, and every row can be traced back
+to the line it starts on, even when quoted fields hold newlines.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+import numpy as np
+
+from .errors import DataError
+
+BOM = b"\xef\xbb\xbf"
+QUOTE = b'"'
+NEWLINE = b"\n"
+# A record longer than this is almost always an unclosed quote swallowing the rest of the file.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Block:
+    """Whole CSV records, the line number of their first byte, and where each record starts."""
+
+    data: bytes
+    first_line: int
+    delimiter: str
+    _lines: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def has_quotes(self) -> bool:
+        return QUOTE in self.data
+
+    def record_lines(self) -> np.ndarray:
+        """The line each non-empty record starts on, in order (blank lines hold no record)."""
+        if self._lines is None:
+            self._lines = self._find_record_lines()
+        return self._lines
+
+    def _find_record_lines(self) -> np.ndarray:
+        if self.has_quotes and _has_stray_quotes(self.data, self.delimiter):
+            return np.array(
+                [line for line, _ in _exact_records(self.data, self.delimiter, self.first_line)],
+                dtype=np.int64,
+            )
+        raw = np.frombuffer(self.data, dtype=np.uint8)
+        newlines = np.flatnonzero(raw == ord(NEWLINE))
+        if self.has_quotes:
+            quotes = np.flatnonzero(raw == ord(QUOTE))
+            ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+        else:
+            ends = newlines
+        if len(ends) == 0 or ends[-1] != len(raw) - 1:
+            ends = np.append(ends, len(raw))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        lengths = ends - starts
+        ends_in_cr = (lengths == 1) & (raw[np.minimum(starts, len(raw) - 1)] == ord("\r"))
+        filled = (lengths > 0) & ~ends_in_cr
+        # A record's line is the block's first line plus the newlines before its first byte.
+        lines_before = np.searchsorted(newlines, starts)
+        return (self.first_line + lines_before[filled]).astype(np.int64)
+
+
+class RecordBlocks:
+    """The header and the blocks of a CSV stream, each block ending on a record boundary.
+
+    Iterating yields blocks of about `block_size` bytes; `block_size` may be changed between
+    blocks. Lines are counted with `\\n`, so CRLF files number the same way as LF files.
+    """
+
+    def __init__(self, stream: IO[bytes], *, source: str, delimiter: str, block_size: int):
+        self.source = source
+        self.delimiter = delimiter
+        self.block_size = block_size
+        self.bytes_read = 0
+        self._stream = stream
+        self._pending = b""
+        self._eof = False
+        self._next_line = 1
+        self.header = self._read_header()
+
+    def __iter__(self) -> Iterator[Block]:
+        while True:
+            block = self._next_block()
+            if block is None:
+                return
+            yield block
+
+    def _read(self, size: int) -> bytes:
+        data = self._stream.read(size)
+        if not data:
+            self._eof = True
+            return b""
+        self.bytes_read += len(data)
+        return data
+
+    def _read_header(self) -> bytes:
+        buffer = self._read(64 * 1024)
+        buffer = buffer.removeprefix(BOM)
+        while True:
+            end = _first_record_end(buffer)
+            if end >= 0 or self._eof:
+                break
+            if len(buffer) > MAX_RECORD_BYTES:
+                raise DataError(
+                    f"{self.source}, line 1: the header never ends (an unclosed quote?)"
+                )
+            buffer += self._read(len(buffer))
+        if end < 0:
+            end = len(buffer)
+            if buffer.count(QUOTE) % 2:
+                raise DataError(f"{self.source}, line 1: a quoted field is never closed")
+        header = buffer[:end]
+        self._pending = buffer[end:]
+        self._next_line = 1 + header.count(NEWLINE)
+        return header.rstrip(b"\r\n")
+
+    def _next_block(self) -> Block | None:
+        buffer = self._pending
+        while True:
+            if not self._eof and len(buffer) < self.block_size:
+                buffer += self._read(self.block_size - len(buffer))
+            if self._eof:
+                end = len(buffer)
+                break
+            end = _last_record_end(buffer, self.delimiter)
+            if end > 0:
+                break
+            if len(buffer) > MAX_RECORD_BYTES:
+                raise DataError(
+                    f"{self.source}, line {self._next_line}: a record longer than "
+                    f"{MAX_RECORD_BYTES // 2**20} MiB (an unclosed quote?)"
+                )
+            buffer += self._read(max(self.block_size, len(buffer)))
+        self._pending = buffer[end:]
+        data = buffer[:end]
+        if not data.strip(b"\r\n"):
+            if self._eof and not self._pending:
+                return None
+            self._next_line += data.count(NEWLINE)
+            return self._next_block()
+        block = Block(data, self._next_line, self.delimiter)
+        self._next_line += data.count(NEWLINE)
+        return block
+
+
+def _first_record_end(data: bytes) -> int:
+    """Index just past the first record's terminating newline, or -1 if it is not complete."""
+    position = data.find(NEWLINE)
+    while position >= 0:
+        if data.count(QUOTE, 0, position) % 2 == 0:
+            return position + 1
+        position = data.find(NEWLINE, position + 1)
+    return -1
+
+
+def _last_record_end(data: bytes, delimiter: str) -> int:
+    """Index just past the last complete record of `data`, or -1 if there is none.
+
+    Outside quoted fields every newline ends a record, and a newline is outside quotes when
+    an even number of quotes precedes it. That holds for RFC 4180 CSV; a stray quote in the
+    middle of an unquoted field (`5"3`) breaks the count, so such blocks are cut by a real
+    parser instead.
+    """
+    end = data.rfind(NEWLINE)
+    if end < 0:
+        return -1
+    if QUOTE not in data:
+        return end + 1
+    if _has_stray_quotes(data, delimiter):
+        ends = [stop for _, stop in _exact_records(data, delimiter, 1)]
+        # The last record may continue past the data we have.
+        return ends[-2] if len(ends) > 1 else -1
+    quotes = data.count(QUOTE, 0, end)
+    while quotes % 2:
+        previous = data.rfind(NEWLINE, 0, end)
+        if previous < 0:
+            return -1
+        quotes -= data.count(QUOTE, previous, end)
+        end = previous
+    return end + 1
+
+
+def _has_stray_quotes(data: bytes, delimiter: str) -> bool:
+    """Whether a quote sits inside an unquoted field, where it is a plain character."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(raw == ord(QUOTE))
+    if len(quotes) == 0:
+        return False
+    padded = np.concatenate(([ord(NEWLINE)], raw, [ord(NEWLINE)]))
+    before = padded[quotes]
+    after = padded[quotes + 2]
+    edges = np.array([ord(delimiter), ord(NEWLINE), ord("\r"), ord(QUOTE)], dtype=np.uint8)
+    return not bool(np.all(np.isin(before, edges) | np.isin(after, edges)))
+
+
+def _exact_records(data: bytes, delimiter: str, first_line: int) -> list[tuple[int, int]]:
+    """(line, end) of each non-empty record, found by Python's csv parser: slow, exact."""
+    position = 0
+    line = first_line
+
+    def lines() -> Iterator[str]:
+        nonlocal position, line
+        while position < len(data):
+            end = data.find(NEWLINE, position)
+            end = len(data) if end < 0 else end + 1
+            text = data[position:end].decode("utf-8", errors="replace")
+            position = end
+            line += 1
+            yield text
+
+    records = []
+    reader = csv.reader(lines(), delimiter=delimiter)
+    while True:
+        start = line
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            break
+        if fields:
+            records.append((start, position))
+    return records

@@ -1,0 +1,95 @@
+"""Running a stream's read, transform and write stages on three threads, so that they overlap.
+
+pyarrow parses and formats CSV, and numpy computes, without holding the GIL, so the stages
+share the cores. Queues of one item keep only a few chunks in memory. The transform runs on
+the calling thread, where Ctrl-C and SIGTERM arrive; the first error stops every stage and is
+raised to the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+_DONE = object()
+_POLL_SECONDS = 0.1
+_JOIN_SECONDS = 5.0
+
+
+def run_stages(
+    items: Iterable[Item],
+    transform: Callable[[Item], Result],
+    consume: Callable[[Result], None],
+    *,
+    depth: int = 1,
+) -> None:
+    """Feed every item through `transform` and hand each result, in order, to `consume`."""
+    stop = threading.Event()
+    inbox: queue.Queue[Any] = queue.Queue(depth)
+    outbox: queue.Queue[Any] = queue.Queue(depth)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _put(inbox, item, stop):
+                    return
+            _put(inbox, _DONE, stop)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    def drain() -> None:
+        try:
+            while (result := _get(outbox, stop)) is not _DONE:
+                consume(result)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    reader = threading.Thread(target=produce, name="read", daemon=True)
+    writer = threading.Thread(target=drain, name="write", daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        while (item := _get(inbox, stop)) is not _DONE:
+            if not _put(outbox, transform(item), stop):
+                break
+        _put(outbox, _DONE, stop)
+        while writer.is_alive():
+            writer.join(_POLL_SECONDS)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        # Daemon threads cannot hold the process open; waiting a little lets a stage that
+        # is writing finish before the caller removes the file it writes to.
+        reader.join(_JOIN_SECONDS)
+        writer.join(_JOIN_SECONDS)
+    if errors:
+        raise errors[0]
+
+
+def _put(channel: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            channel.put(item, timeout=_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(channel: queue.Queue[Any], stop: threading.Event) -> Any:
+    while not stop.is_set():
+        try:
+            return channel.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            continue
+    return _DONE
