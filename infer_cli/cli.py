@@ -39,6 +39,17 @@ ModelOption = Annotated[
         show_default=False,
     ),
 ]
+TrustTypesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-types",
+        help=(
+            "Also load these types from a skops model, comma-separated: only for a model "
+            "whose source you trust. [default: $INFER_CLI_TRUST_TYPES]"
+        ),
+        show_default=False,
+    ),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
@@ -120,13 +131,19 @@ def train(
         list[str] | None,
         typer.Option("--ignore", help="Leave these columns out of the model (comma-separated)."),
     ] = None,
+    file_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="Model file: joblib, or skops (cannot run code when loaded)."
+        ),
+    ] = "joblib",
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
     from .batch_io import read_table
     from .errors import UsageError
-    from .model import save_model
+    from .model import MODEL_FILES, save_model
     from .summary import render_notices, render_train_report, stderr_console
     from .timing import Stopwatch
     from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
@@ -134,6 +151,7 @@ def train(
 
     _check_choice("--model", model, MODEL_CHOICES, UsageError)
     _check_choice("--task", task, TASK_CHOICES, UsageError)
+    _check_choice("--format", file_format, tuple(MODEL_FILES), UsageError)
     console = stderr_console(quiet)
     stopwatch = Stopwatch()
     with stopwatch.phase("read"):
@@ -150,7 +168,7 @@ def train(
     with stopwatch.phase("train"):
         result = fit(frame, options)
     with stopwatch.phase("save"):
-        save_model(result.estimator, result.card, output)
+        save_model(result.estimator, result.card, output, serialization=file_format)
     render_notices(console, result.notices)
     render_train_report(console, result, output, stopwatch)
 
@@ -229,6 +247,7 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -267,7 +286,7 @@ def predict(
     try:
         with _sigterm_as_interrupt():
             with stopwatch.phase("model load"):
-                loaded = load_model(model)
+                loaded = load_model(model, trust_types=_names(trust_types))
             paths["model"] = str(loaded.path)
             render_notices(console, loaded.notices)
             job = BatchScoring(loaded, options)
@@ -319,23 +338,32 @@ JsonOption = Annotated[
 
 @app.command()
 @reporting_errors
-def info(model: ModelOption = None, json: JsonOption = False, debug: DebugOption = False) -> None:
-    """Show the model card: task, signature, metrics, versions, size and integrity."""
+def info(
+    model: ModelOption = None,
+    json: JsonOption = False,
+    trust_types: TrustTypesOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Show the model card: origin, task, signature, metrics, versions, format and integrity."""
     from .errors import ModelError
     from .model import inspect_model
     from .reports import inspection_json, render_model_card
+    from .serialization import UntrustedTypes
     from .summary import stderr_console
 
-    inspection = inspect_model(model)
+    inspection = inspect_model(model, trust_types=_names(trust_types))
     if json:
         _print_json(inspection_json(inspection))
     else:
         render_model_card(stderr_console(), inspection)
     if inspection.matches is False:
         raise ModelError(
-            f"{inspection.path}: model.joblib does not match the SHA-256 in model.json; "
-            "it will not load"
+            f"{inspection.path}: {inspection.card.model_file} does not match the SHA-256 in "
+            "model.json; it will not load"
         )
+    if inspection.trust is not None and inspection.trust.refused:
+        source = inspection.path / inspection.card.model_file
+        raise UntrustedTypes(source, list(inspection.trust.refused), inspection.card.trusted_types)
 
 
 @app.command()
@@ -360,6 +388,7 @@ def bench(
         float, typer.Option("--seconds", help="Time spent on each measurement.", min=0.05)
     ] = 1.0,
     json: JsonOption = False,
+    trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Measure batch throughput, single-row latency and, with --url, a server under load."""
@@ -384,7 +413,7 @@ def bench(
     if url:
         Target.parse(url, "/invocations")
     console = stderr_console()
-    loaded = load_model(model)
+    loaded = load_model(model, trust_types=_names(trust_types))
     render_notices(console, loaded.notices)
     table = read_table(input) if input else None
     source = input or ("the model's example rows" if loaded.card.example else "its signature")
@@ -422,6 +451,11 @@ def _check_choice(flag: str, value: str, choices: tuple[str, ...], error: type[I
 
 def _split_names(values: list[str] | None) -> list[str]:
     return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated option's names, or None when it was not given."""
+    return _split_names([value]) if value is not None else None
 
 
 def main() -> None:

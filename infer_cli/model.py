@@ -1,7 +1,9 @@
 """The model core: save, load, verify and predict. Every command goes through it.
 
 Nothing else in the package unpickles a model or validates input. A saved model is a
-directory holding `model.joblib` (the fitted Pipeline) and `model.json` (its card).
+directory holding `model.joblib` or `model.skops` (the fitted Pipeline) and `model.json`
+(its card). MLflow model directories are read by `mlflow_model`, skops and pickle files by
+`serialization`, both on behalf of this module.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import platform
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +26,20 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, ModelError, UsageError
+from .serialization import TrustReview, describe, dump_skops, is_pickle_based, load_skops
+from .serialization import review_trust as _review_trust
 from .signature import Column, Signature
 
 MODEL_FILE = "model.joblib"
+SKOPS_MODEL_FILE = "model.skops"
+MODEL_FILES = {"joblib": MODEL_FILE, "skops": SKOPS_MODEL_FILE}
 CARD_FILE = "model.json"
-FORMAT_VERSION = 1
+# Format 2 may hold model.skops. A joblib model is still written as format 1, which
+# infer-cli versions from before skops read as they always did.
+FORMAT_VERSION = 2
 DEFAULT_MODEL_DIR = "model"
 MODEL_ENV_VAR = "INFER_CLI_MODEL"
+TRUST_ENV_VAR = "INFER_CLI_TRUST_TYPES"
 BARE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
@@ -48,6 +58,12 @@ class ModelCard:
     sha256: str = ""
     created: str = ""
     format_version: int = FORMAT_VERSION
+    serialization: str = "joblib"
+    model_file: str = MODEL_FILE
+    # Types a skops file holds beyond those skops trusts itself, as the saver vouches.
+    trusted_types: list[str] = field(default_factory=list)
+    # Where the model came from when infer-cli did not train it (an MLflow run, say).
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +78,10 @@ class ModelCard:
             "versions": self.versions,
             "sha256": self.sha256,
             "created": self.created,
+            "serialization": self.serialization,
+            "model_file": self.model_file,
+            "trusted_types": self.trusted_types,
+            "source": self.source,
         }
 
     @classmethod
@@ -78,6 +98,10 @@ class ModelCard:
             sha256=str(data.get("sha256", "")),
             created=str(data.get("created", "")),
             format_version=int(data.get("format_version", FORMAT_VERSION)),
+            serialization=str(data.get("serialization", "joblib")),
+            model_file=str(data.get("model_file", MODEL_FILE)),
+            trusted_types=[str(name) for name in data.get("trusted_types", [])],
+            source=dict(data.get("source", {})),
         )
 
 
@@ -152,6 +176,14 @@ def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_DIR)
 
 
+def resolve_trust_types(trust_types: Iterable[str] | None) -> tuple[str, ...]:
+    """The types a skops model may hold beyond those vouched for: the ones given, else
+    $INFER_CLI_TRUST_TYPES (comma-separated), which also reaches a server's workers."""
+    if trust_types is None:
+        trust_types = os.environ.get(TRUST_ENV_VAR, "").split(",")
+    return tuple(name.strip() for name in trust_types if name.strip())
+
+
 def library_versions() -> dict[str, str]:
     import joblib
     import sklearn
@@ -165,26 +197,33 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_model(estimator: Any, card: ModelCard, directory: str | os.PathLike[str]) -> ModelCard:
+def save_model(
+    estimator: Any,
+    card: ModelCard,
+    directory: str | os.PathLike[str],
+    *,
+    serialization: str = "joblib",
+) -> ModelCard:
     """Write a model directory atomically and return the card as written.
 
     The files are written into a temporary sibling and renamed into place, so a reader
     never sees a half-written model; an existing model is replaced only once the new one
-    is complete.
+    is complete. `serialization` is joblib or skops.
     """
-    import joblib
-
+    if serialization not in MODEL_FILES:
+        raise UsageError(f"cannot save a model as '{serialization}' (joblib or skops)")
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        buffer = io.BytesIO()
-        joblib.dump(estimator, buffer)
-        payload = buffer.getvalue()
+        payload, card.trusted_types = _serialize(estimator, serialization)
+        card.serialization = serialization
+        card.model_file = MODEL_FILES[serialization]
+        card.format_version = 2 if serialization == "skops" else 1
         card.sha256 = hashlib.sha256(payload).hexdigest()
         card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         card.versions = card.versions or library_versions()
-        _write_synced(staging / MODEL_FILE, payload)
+        _write_synced(staging / card.model_file, payload)
         _write_synced(staging / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
         _replace_directory(staging, target)
     except BaseException:
@@ -193,11 +232,20 @@ def save_model(estimator: Any, card: ModelCard, directory: str | os.PathLike[str
     return card
 
 
-def load_model(path: str | os.PathLike[str] | None = None) -> Model:
-    """Load a model directory (verifying its SHA-256 first) or a bare joblib/pickle file."""
+def load_model(
+    path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
+) -> Model:
+    """Load a model directory (verifying its SHA-256 first), an MLflow model directory or a
+    bare joblib/pickle file. `trust_types` admits types of a skops file that nothing else
+    vouches for."""
     location = resolve_model_path(path)
+    trust_types = resolve_trust_types(trust_types)
     if location.is_dir():
-        return _load_directory(location)
+        if _is_mlflow(location):
+            from .mlflow_model import load_mlflow_model
+
+            return load_mlflow_model(location, trust_types=trust_types)
+        return _load_directory(location, trust_types)
     if location.is_file():
         if location.suffix.lower() not in BARE_SUFFIXES:
             raise ModelError(
@@ -229,13 +277,22 @@ class Inspection:
     size_bytes: int
     sha256_actual: str
     matches: bool | None
+    pickle_based: bool = True
+    trust: TrustReview | None = None
 
 
-def inspect_model(path: str | os.PathLike[str] | None = None) -> Inspection:
+def inspect_model(
+    path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
+) -> Inspection:
     """Describe a model. A directory is read without unpickling, so a tampered file is
     reported rather than loaded; a bare file has no card and must be loaded to be described.
     """
     location = resolve_model_path(path)
+    trust_types = resolve_trust_types(trust_types)
+    if location.is_dir() and _is_mlflow(location):
+        from .mlflow_model import inspect_mlflow_model
+
+        return inspect_mlflow_model(location, trust_types=trust_types)
     if not location.is_dir():
         model = load_model(location)
         return Inspection(
@@ -248,13 +305,35 @@ def inspect_model(path: str | os.PathLike[str] | None = None) -> Inspection:
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
     actual = hashlib.sha256(payload).hexdigest()
+    trust = None
+    if card.serialization == "skops":
+        source = location / card.model_file
+        trust = _review_trust(payload, source, listed=card.trusted_types, trust=trust_types)
     return Inspection(
-        location, "infer-cli model directory", "joblib (pickle: can run code when loaded)",
+        location, "infer-cli model directory", describe(card.serialization),
         card, len(payload), actual, actual == card.sha256,
+        pickle_based=is_pickle_based(card.serialization), trust=trust,
     )  # fmt: skip
 
 
-def _load_directory(location: Path) -> Model:
+def _is_mlflow(location: Path) -> bool:
+    from .mlflow_model import is_mlflow_directory
+
+    return not (location / CARD_FILE).exists() and is_mlflow_directory(location)
+
+
+def _serialize(estimator: Any, serialization: str) -> tuple[bytes, list[str]]:
+    """The model file's bytes, and the types beyond skops's own that it needs trusted."""
+    if serialization == "skops":
+        return dump_skops(estimator)
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue(), []
+
+
+def _load_directory(location: Path, trust_types: Iterable[str] = ()) -> Model:
     card_bytes, payload = _read_model_files(location)
     try:
         card = ModelCard.from_dict(json.loads(card_bytes))
@@ -266,12 +345,16 @@ def _load_directory(location: Path) -> Model:
             f"understands ({FORMAT_VERSION}); upgrade infer-cli"
         )
     actual = hashlib.sha256(payload).hexdigest()
+    source = location / card.model_file
     if actual != card.sha256:
         raise ModelError(
-            f"{location / MODEL_FILE}: SHA-256 mismatch (recorded {card.sha256[:12]}, "
+            f"{source}: SHA-256 mismatch (recorded {card.sha256[:12]}, "
             f"found {actual[:12]}); the file was changed after it was saved, refusing to load it"
         )
-    estimator = _unpickle(payload, location / MODEL_FILE)
+    if card.serialization == "skops":
+        estimator = load_skops(payload, source, listed=card.trusted_types, trust=trust_types)
+    else:
+        estimator = _unpickle(payload, source)
     return Model(estimator, card, location, _version_notices(card))
 
 
@@ -311,12 +394,26 @@ def _read_model_files(location: Path) -> tuple[bytes, bytes]:
     """
     try:
         directory = os.open(location, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError as exc:
+        # Gone since it was looked at: a save replacing it is between its two renames.
+        raise ModelError(f"no model at '{location}' (it was just removed or replaced)") from exc
     except OSError as exc:
         raise ModelError(f"cannot open model directory '{location}': {exc.strerror}") from exc
     try:
-        return _read_at(directory, location, CARD_FILE), _read_at(directory, location, MODEL_FILE)
+        card_bytes = _read_at(directory, location, CARD_FILE)
+        return card_bytes, _read_at(directory, location, _model_file_of(card_bytes, location))
     finally:
         os.close(directory)
+
+
+def _model_file_of(card_bytes: bytes, location: Path) -> str:
+    try:
+        name = json.loads(card_bytes).get("model_file", MODEL_FILE)
+    except (ValueError, AttributeError) as exc:
+        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+    if name not in MODEL_FILES.values():
+        raise ModelError(f"{location / CARD_FILE}: unknown model file '{name}'")
+    return str(name)
 
 
 def _read_at(directory: int, location: Path, name: str) -> bytes:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .benchmarking import BenchReport
 from .evaluation import Evaluation
-from .model import Inspection
+from .model import Inspection, ModelCard
 from .summary import count, key_value_table, metric_tables
 
 
@@ -24,17 +24,23 @@ def inspection_json(inspection: Inspection) -> dict[str, Any]:
     return {
         "path": str(inspection.path),
         "kind": inspection.kind,
-        "serialization": inspection.serialization,
         "size_bytes": inspection.size_bytes,
         "sha256_matches": inspection.matches,
         "sha256_actual": inspection.sha256_actual,
+        "pickle_based": inspection.pickle_based,
+        "trust": inspection.trust.to_dict() if inspection.trust else None,
         **card,
+        # The card's own `serialization` is the bare name, also given as `model_format`.
+        "model_format": card["serialization"],
+        "serialization": inspection.serialization,
     }
 
 
 def render_model_card(console: Console, inspection: Inspection) -> None:
     card = inspection.card
-    if inspection.matches is None:
+    if inspection.matches is None and card.source.get("format") == "mlflow":
+        integrity = "[yellow]no recorded hash (MLflow records none)[/]"
+    elif inspection.matches is None:
         integrity = "[yellow]no recorded hash (bare file)[/]"
     elif inspection.matches:
         integrity = "[green]matches model.json[/]"
@@ -46,11 +52,14 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
     overview = [
         ("path", str(inspection.path)),
         ("kind", inspection.kind),
+        ("source", _source(card)),
         ("task", card.task),
         ("target", str(card.target) if card.target is not None else "-"),
         ("classes", ", ".join(map(str, card.classes)) if card.classes else "-"),
         ("model", str(card.training.get("model", "-"))),
         ("format", inspection.serialization),
+        ("pickle-based", "[yellow]yes[/]" if inspection.pickle_based else "no"),
+        ("trusted types", _trust(inspection)),
         ("size", _size(inspection.size_bytes)),
         ("sha256", inspection.sha256_actual),
         ("integrity", integrity),
@@ -66,6 +75,34 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
     console.print(Group(*parts))
 
 
+def _source(card: ModelCard) -> str:
+    """Where the model came from, as far as its files say."""
+    source = card.source
+    if source.get("format") == "mlflow":
+        facts = [f"MLflow {source.get('mlflow_version', '')}".strip()]
+        facts += [f"{key} {source[key]}" for key in ("run_id", "model_uuid") if key in source]
+        return f"{', '.join(facts)} ({source.get('flavor', 'sklearn')} flavor)"
+    if card.training:
+        return "infer-cli train"
+    return "-"
+
+
+def _trust(inspection: Inspection) -> str:
+    trust = inspection.trust
+    if trust is None:
+        return "-"
+    if not trust.untrusted:
+        return "only those skops trusts itself"
+    parts = []
+    if trust.vouched:
+        parts.append(f"{', '.join(trust.vouched)} (vouched for by the model's metadata)")
+    if trust.named:
+        parts.append(f"{', '.join(trust.named)} (named by --trust-types)")
+    if trust.refused:
+        parts.append(f"[bold red]not trusted[/]: {', '.join(trust.refused)}")
+    return "; ".join(parts)
+
+
 def _signature_table(inspection: Inspection) -> Table:
     signature = inspection.card.signature
     table = Table(
@@ -78,7 +115,8 @@ def _signature_table(inspection: Inspection) -> Table:
     table.add_column("type")
     table.add_column("required")
     for column in signature.inputs:
-        table.add_row(column.name, column.dtype, "yes" if column.required else "no")
+        kind = f"{column.dtype} ({column.numpy_dtype})" if column.numpy_dtype else column.dtype
+        table.add_row(column.name, kind, "yes" if column.required else "no")
     for name in signature.passthrough:
         table.add_row(name, "pass-through", "no")
     return table

@@ -14,28 +14,46 @@ import pandas as pd
 
 from .errors import SchemaError
 
-ColumnType = Literal["float", "integer", "string", "text", "any"]
-COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "any")
+ColumnType = Literal["float", "integer", "string", "text", "boolean", "any"]
+COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "boolean", "any")
+PINNED_DTYPES = ("float64", "float32", "int64", "int32")
 NUMERIC_TYPES = ("float", "integer")
 
 
 @dataclass(frozen=True)
 class Column:
-    """One input column: its name, the type it is cast to, and whether it must be present."""
+    """One input column: its name, the type it is cast to, and whether it must be present.
+
+    `numpy_dtype` pins the dtype the model receives, where the model's own signature says
+    (MLflow hands a `long` column over as int64, a `float` one as float32); numbers are
+    float64 otherwise.
+    """
 
     name: str
     dtype: ColumnType
     required: bool = True
+    numpy_dtype: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.dtype, "required": self.required}
+        data: dict[str, Any] = {"name": self.name, "type": self.dtype, "required": self.required}
+        if self.numpy_dtype:
+            data["numpy_dtype"] = self.numpy_dtype
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Column:
         dtype = data.get("type", "any")
         if dtype not in COLUMN_TYPES:
             raise ValueError(f"unknown column type {dtype!r}")
-        return cls(name=str(data["name"]), dtype=dtype, required=bool(data.get("required", True)))
+        numpy_dtype = data.get("numpy_dtype")
+        if numpy_dtype is not None and numpy_dtype not in PINNED_DTYPES:
+            raise ValueError(f"unknown numpy dtype {numpy_dtype!r}")
+        return cls(
+            name=str(data["name"]),
+            dtype=dtype,
+            required=bool(data.get("required", True)),
+            numpy_dtype=numpy_dtype,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,8 @@ class Signature:
         cast: dict[str, Any] = {}
         for column in self.inputs:
             if column.name in present:
-                cast[column.name] = _cast(frame[column.name], column, first_row)
+                values = _cast(frame[column.name], column, first_row)
+                cast[column.name] = _pin(values, column, first_row)
             else:
                 cast[column.name] = _absent(column, len(frame))
         return Validated(pd.DataFrame(cast, index=frame.index), notices)
@@ -174,6 +193,8 @@ def _cast(series: pd.Series, column: Column, first_row: int) -> Any:
         return _cast_numeric(series, column, first_row)
     if column.dtype == "string":
         return _cast_category(series)
+    if column.dtype == "boolean":
+        return _cast_boolean(series, column, first_row)
     if column.dtype == "text":
         return series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object)
     return series
@@ -243,3 +264,55 @@ def _is_missing(value: Any) -> bool:
 def _show(value: Any) -> str:
     text = str(value)
     return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+_TRUTH = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _cast_boolean(series: pd.Series, column: Column, first_row: int) -> np.ndarray:
+    """True/False values, also written as true/false or 1/0; missing values stay missing,
+    which makes the column objects, as pandas makes a boolean column with gaps."""
+    if pd.api.types.is_bool_dtype(series) and not series.hasnans:
+        return series.to_numpy(dtype=bool)
+    values = series.to_numpy(dtype=object, na_value=np.nan)
+    cast = np.empty(len(values), dtype=object)
+    for position, value in enumerate(values):
+        if _is_missing(value):
+            cast[position] = np.nan
+        elif isinstance(value, (bool, np.bool_)):
+            cast[position] = bool(value)
+        elif str(value).strip().lower() in _TRUTH:
+            cast[position] = _TRUTH[str(value).strip().lower()]
+        else:
+            raise SchemaError(
+                f"{_show(value)} is not true or false", column=column.name, row=first_row + position
+            )
+    if any(_is_missing(value) for value in cast):
+        return cast
+    return cast.astype(bool)
+
+
+def _pin(values: Any, column: Column, first_row: int) -> Any:
+    """Values cast to the column's pinned dtype; whole numbers have no place for a gap."""
+    if column.numpy_dtype is None:
+        return values
+    target = np.dtype(column.numpy_dtype)
+    if target.kind == "i":
+        numbers = np.asarray(values, dtype=np.float64)
+        gaps = np.isnan(numbers)
+        if gaps.any():
+            raise SchemaError(
+                "missing value (the model takes whole numbers here, with no gaps)",
+                column=column.name,
+                row=first_row + int(np.flatnonzero(gaps)[0]),
+            )
+        limits = np.iinfo(target)
+        outside = (numbers < limits.min) | (numbers > limits.max)
+        if outside.any():
+            position = int(np.flatnonzero(outside)[0])
+            raise SchemaError(
+                f"{_show(numbers[position])} is too large for the model's {target} column",
+                column=column.name,
+                row=first_row + position,
+            )
+    return np.asarray(values).astype(target)
