@@ -6,6 +6,7 @@ its column and row instead of surfacing as an error deep inside scikit-learn.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ ColumnType = Literal["float", "integer", "string", "text", "boolean", "any"]
 COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "boolean", "any")
 PINNED_DTYPES = ("float64", "float32", "int64", "int32")
 NUMERIC_TYPES = ("float", "integer")
+_PLAIN_NUMBERS = (float, int, type(None))
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,31 @@ class Signature:
             else:
                 cast[column.name] = _absent(column, len(frame))
         return Validated(pd.DataFrame(cast, index=frame.index), notices)
+
+    def numeric_matrix(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray | None:
+        """Rows given as named columns, as a float matrix in signature order, when no casting
+        is needed: every input is a numeric column, present, holding plain numbers or None.
+
+        Anything else returns None, and the caller takes `validate`, which casts and reports.
+        """
+        if self.positional or not self.inputs:
+            return None
+        matrix = np.empty((rows, len(self.inputs)), dtype=np.float64)
+        for position, column in enumerate(self.inputs):
+            values = columns.get(column.name)
+            if column.dtype not in NUMERIC_TYPES or values is None or len(values) != rows:
+                return None
+            if column.numpy_dtype not in (None, "float64"):
+                return None
+            # bool is an int subclass; it and numeric strings take the casting path.
+            if not all(type(value) in _PLAIN_NUMBERS for value in values):
+                return None
+            matrix[:, position] = values
+            if column.dtype == "integer":
+                whole = matrix[:, position]
+                if (~np.isnan(whole) & (whole != np.floor(whole))).any():
+                    return None
+        return matrix
 
     def bad_rows(self, frame: pd.DataFrame) -> list[BadRow]:
         """Every row `validate` would refuse, each once with its first refused value, in order.
