@@ -438,6 +438,75 @@ def bench(
         render_bench(console, report)
 
 
+@app.command()
+@reporting_errors
+def serve(
+    model: ModelOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Processes sharing the socket.")
+    ] = 1,
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=1, help="Most rows scored in one model call.")
+    ] = 64,
+    max_batch_delay_ms: Annotated[
+        float,
+        typer.Option(
+            "--max-batch-delay-ms",
+            min=0,
+            help="Longest a batch waits for requests already arriving (a lone one never waits).",
+        ),
+    ] = 2.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.001, help="Seconds per prediction before a 504.")
+    ] = 30.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option("--read-timeout", min=0.001, help="Seconds a client may take to send."),
+    ] = 10.0,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0, help="Largest request body, in MiB (413).")
+    ] = 64.0,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Reload the model when its files change.")
+    ] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+    ] = True,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Serve the model over HTTP: MLflow's /invocations and the V2 inference protocol."""
+    import os
+    from pathlib import Path
+
+    from rich.console import Console
+
+    # One-row predictions gain nothing from BLAS threads, and workers share the cores.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    from .model import resolve_model_path
+    from .serve_report import render_banner, render_summary
+    from .server import ServeOptions
+    from .serving import ServeConfig
+    from .serving import serve as run
+
+    # Not summary.stderr_console: that module imports pandas before the socket is bound.
+    console = Console(stderr=True, quiet=quiet, highlight=False)
+    options = ServeOptions(
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        request_timeout=timeout,
+        read_timeout=read_timeout,
+        max_batch_rows=max_batch_size,
+        max_batch_delay=max_batch_delay_ms / 1000,
+        access_log=access_log and not quiet,
+    )
+    config = ServeConfig(Path(resolve_model_path(model)), host, port, workers, reload, options)
+    summary = run(config, lambda *ready: render_banner(console, *ready))
+    render_summary(console, summary)
+
+
 def _print_json(document: object) -> None:
     import json
 

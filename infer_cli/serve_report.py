@@ -1,0 +1,84 @@
+"""What `infer-cli serve` prints on stderr: the start-up banner and the summary at shutdown."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .serving import ServeConfig, ServeSummary
+
+
+def render_banner(console: Console, model: Model, config: ServeConfig, seconds: float) -> None:
+    """Model, signature, address, workers and limits, once the server answers."""
+    options = config.options
+    table = Table(
+        title=f"Serving {model.path}",
+        box=box.SIMPLE_HEAD,
+        show_header=False,
+        title_justify="left",
+        min_width=44,
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    task = model.card.task
+    if model.card.classes:
+        task += f" ({', '.join(str(label) for label in model.card.classes)})"
+    inputs = ", ".join(f"{column.name}: {column.dtype}" for column in model.signature.inputs)
+    rows = [
+        ("address", f"http://{config.host}:{config.port}/invocations"),
+        ("model", f"{task}, sha256 {model.card.sha256[:12]}"),
+        ("signature", inputs),
+        ("workers", f"{config.workers} process(es), a thread per connection"),
+        (
+            "batching",
+            f"up to {options.max_batch_rows} rows, waiting at most "
+            f"{options.max_batch_delay * 1000:g} ms for requests already arriving",
+        ),
+        (
+            "limits",
+            f"body {options.max_body_bytes:,} bytes, read {options.read_timeout:g} s, "
+            f"request {options.request_timeout:g} s",
+        ),
+        ("reload", "on SIGHUP" + (" and when the model changes" if config.reload else "")),
+        ("ready in", f"{seconds:.2f} s"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+    for notice in model.notices:
+        console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+
+
+def render_summary(console: Console, summary: ServeSummary) -> None:
+    """Requests, errors, batches, mean batch size and latency percentiles."""
+    stats = summary.stats
+    table = Table(
+        title="Server stopped", box=box.SIMPLE_HEAD, show_header=False, title_justify="left"
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    statuses = ", ".join(f"{code}: {stats.statuses[code]:,}" for code in sorted(stats.statuses))
+    rows = [
+        ("uptime", f"{summary.seconds:.1f} s"),
+        ("requests", f"{stats.requests:,}" + (f"  ({statuses})" if statuses else "")),
+        ("errors (4xx/5xx)", f"{stats.errors:,}"),
+        ("model calls (batches)", f"{stats.batches:,}"),
+        ("mean rows per batch", f"{stats.mean_batch_rows:.2f}"),
+        ("latency p50", _ms(stats.percentile(0.50)) if stats.requests else "-"),
+        ("latency p95", _ms(stats.percentile(0.95)) if stats.requests else "-"),
+        ("latency p99", _ms(stats.percentile(0.99)) if stats.requests else "-"),
+    ]
+    if stats.reloads:
+        rows.append(("reloads", f"{stats.reloads['ok']} ok, {stats.reloads['failed']} failed"))
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"

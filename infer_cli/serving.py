@@ -1,0 +1,264 @@
+"""Running `infer-cli serve`: bind, load, serve, hot-reload, drain and exit.
+
+One process binds the socket before the model is loaded (answering 503 until it is),
+or, with several workers, binds, loads once and forks workers that share the socket.
+SIGHUP (or a changed model with `--reload`) swaps in a new model once it loads and
+passes a check; SIGTERM and Ctrl-C stop accepting, finish what is in flight, and exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InferError, UsageError
+from .serve_stats import ServeStats
+from .server import App, PredictionServer, ServeOptions, log
+
+if TYPE_CHECKING:
+    from .model import Model
+
+RELOAD_POLL_SECONDS = 1.0
+DRAIN_GRACE_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Where to serve what, and how."""
+
+    model_path: Path
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    reload: bool = False
+    options: ServeOptions = field(default_factory=ServeOptions)
+
+
+@dataclass
+class ServeSummary:
+    """What the server did, for the report printed when it stops."""
+
+    stats: ServeStats
+    seconds: float
+    workers: int
+
+
+Announce = Callable[["Model", ServeConfig, float], None]
+
+
+def serve(config: ServeConfig, announce: Announce) -> ServeSummary:
+    """Serve until SIGTERM or SIGINT; `announce(model, config, seconds)` runs once ready."""
+    began = time.perf_counter()
+    server = _bind(config)
+
+    def ready(model: Model) -> None:
+        announce(model, config, _since(began))
+
+    try:
+        if config.workers <= 1:
+            stats = _serve_one(server, config, None, ready)
+        else:
+            stats = _serve_workers(server, config, ready)
+    finally:
+        server.server_close()
+    return ServeSummary(stats, _since(began), config.workers)
+
+
+def _since(began: float) -> float:
+    return time.perf_counter() - began
+
+
+def _bind(config: ServeConfig) -> PredictionServer:
+    try:
+        return PredictionServer((config.host, config.port), App(config.options))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from exc
+
+
+def _serve_one(
+    server: PredictionServer,
+    config: ServeConfig,
+    model: Model | None,
+    on_ready: Callable[[Model], None] | None,
+) -> ServeStats:
+    """Serve on this process until told to stop; load the model while already answering."""
+    app = server.app
+    stop = threading.Event()
+    reload_now = threading.Event()
+    _on_signals(stop, reload_now)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    thread.daemon = True
+    thread.start()
+    if model is None:
+        from .model import load_model
+
+        try:
+            model = load_model(config.model_path)
+        except BaseException:
+            server.shutdown()
+            raise
+    app.model = model
+    if on_ready:
+        on_ready(model)
+    watcher = threading.Thread(
+        target=_watch, args=(app, config, stop, reload_now), name="reload", daemon=True
+    )
+    watcher.start()
+    while not stop.wait(0.5):
+        pass
+    _drain(server, config)
+    return app.stats
+
+
+def _drain(server: PredictionServer, config: ServeConfig) -> None:
+    app = server.app
+    app.draining = True
+    server.shutdown()
+    server.socket.close()
+    deadline = config.options.request_timeout + config.options.read_timeout
+    if not app.wait_idle(deadline):
+        log("stopped with requests still in flight after the drain time limit")
+    time.sleep(DRAIN_GRACE_SECONDS)
+    app.wait_idle(deadline)
+
+
+def _on_signals(stop: threading.Event, reload_now: threading.Event) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload_now.set())
+
+
+def _serve_workers(
+    server: PredictionServer, config: ServeConfig, on_ready: Callable[[Model], None]
+) -> ServeStats:
+    """Load once, fork `config.workers` processes that accept on the shared socket, wait."""
+    from .model import load_model
+
+    model = load_model(config.model_path)
+    on_ready(model)
+    reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
+    stopping = threading.Event()
+    children: dict[int, int] = {}
+
+    def forward(signum: int, _frame: Any) -> None:
+        if signum != signal.SIGHUP:
+            stopping.set()
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
+
+    for number in range(config.workers):
+        children[_fork_worker(server, config, model, reports)] = number
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        number = children.pop(pid, -1)
+        if number >= 0 and not stopping.is_set():
+            log(f"worker {number} (pid {pid}) exited ({_exit_reason(status)}); starting another")
+            children[_fork_worker(server, config, model, reports)] = number
+    stats = ServeStats()
+    for report in reports.glob("*.json"):
+        stats.merge(json.loads(report.read_text()))
+        report.unlink()
+    reports.rmdir()
+    return stats
+
+
+def _fork_worker(server: PredictionServer, config: ServeConfig, model: Model, reports: Path) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 0
+    try:
+        server.app = App(config.options)
+        stats = _serve_one(server, config, model, None)
+        (reports / f"{os.getpid()}.json").write_text(json.dumps(stats.snapshot()))
+    except BaseException as exc:
+        log(f"worker {os.getpid()} failed: {exc}")
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _exit_reason(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"status {os.WEXITSTATUS(status)}"
+
+
+def _watch(
+    app: App, config: ServeConfig, stop: threading.Event, reload_now: threading.Event
+) -> None:
+    """Reload on SIGHUP, and with `--reload` whenever the model on disk changes."""
+    stamp = _stamp(config.model_path)
+    while not stop.is_set():
+        asked = reload_now.wait(RELOAD_POLL_SECONDS)
+        reload_now.clear()
+        if stop.is_set():
+            return
+        if config.reload and not asked:
+            current = _stamp(config.model_path)
+            if current == stamp or current is None:
+                continue
+            stamp = current
+        reload_model(app, config.model_path)
+
+
+def reload_model(app: App, path: Path) -> bool:
+    """Load the model at `path`, check it, and swap it in; keep the old one if it fails."""
+    from .model import load_model
+
+    old = app.model
+    try:
+        new = load_model(path)
+        _check(new)
+    except InferError as exc:
+        app.stats.record_reload("failed")
+        kept = f"still serving sha256 {old.card.sha256[:12]}" if old else "no model served"
+        log(f"reload of {path} failed, {kept}: {exc}")
+        return False
+    except Exception as exc:
+        app.stats.record_reload("failed")
+        log(f"reload of {path} failed: {type(exc).__name__}: {exc}")
+        return False
+    if old is not None and new.card.sha256 == old.card.sha256:
+        return False
+    app.model = new
+    app.stats.record_reload("ok")
+    before = f" (was {old.card.sha256[:12]})" if old else ""
+    log(f"reloaded {path}: sha256 {new.card.sha256[:12]}{before}")
+    return True
+
+
+def _check(model: Model) -> None:
+    """Score the card's example rows, if it has some: a model that cannot is not swapped in."""
+    if model.card.example:
+        import pandas as pd
+
+        model.predict(pd.DataFrame(model.card.example))
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a model is saved over `path`: inodes, sizes and times."""
+    try:
+        stamps = [path.stat()]
+        if path.is_dir():
+            stamps += [child.stat() for child in sorted(path.iterdir())]
+    except OSError:
+        return None
+    return tuple(value for s in stamps for value in (s.st_ino, s.st_size, s.st_mtime_ns))
