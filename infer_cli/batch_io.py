@@ -1,4 +1,5 @@
-"""Reading tables and writing results in chunks: CSV (plain or gzip), Parquet, JSON Lines.
+"""Reading tables and writing results in chunks: CSV (plain or gzip), Parquet, JSON Lines,
+and MLflow's `{"predictions": [...]}` document.
 
 `-` is stdin/stdout everywhere. `open_table` streams an input as `Chunk`s, each knowing the
 row and line it starts at; `open_writer` writes tables to a handle; `atomic_output` makes a
@@ -11,6 +12,7 @@ import csv
 import glob
 import gzip
 import io
+import json
 import os
 import re
 import socket
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
 STDIO = "-"
 INPUT_FORMATS = ("csv", "csv.gz", "parquet")
-OUTPUT_FORMATS = ("csv", "csv.gz", "parquet", "jsonl")
+OUTPUT_FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "mlflow-json")
 DEFAULT_BATCH_ROWS = 50_000
 # Bytes read before the size of a row is known; later blocks hold about --batch-size rows.
 FIRST_BLOCK_BYTES = 256 * 1024
@@ -432,6 +434,8 @@ def open_writer(
         return _ParquetWriter(handle, schema)
     if format == "jsonl":
         return _JsonLinesWriter(handle, schema)
+    if format == "mlflow-json":
+        return _MlflowJsonWriter(handle, schema)
     return _CsvWriter(handle, schema, delimiter=delimiter, compress=format == "csv.gz")
 
 
@@ -519,6 +523,31 @@ class _JsonLinesWriter(TableWriter):
         self._handle.write(text.encode("utf-8"))
         if not text.endswith("\n"):
             self._handle.write(b"\n")
+
+
+class _MlflowJsonWriter(TableWriter):
+    """What `mlflow models predict` writes, to the byte: `{"predictions": [...]}` holding the
+    `prediction` column, or with probabilities the rows of them, as MLflow gives them for a
+    model that serves `predict_proba`. The input columns are left out, as MLflow leaves them."""
+
+    def __init__(self, handle: IO[bytes], schema: pa.Schema) -> None:
+        super().__init__(handle, schema)
+        after = schema.names.index("prediction") + 1
+        self._columns = schema.names[after:] or ["prediction"]
+        self._separator = b""
+        self._handle.write(b'{"predictions": [')
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        columns = [table.column(name).to_pylist() for name in self._columns]
+        rows = zip(*columns, strict=True)
+        values = columns[0] if len(columns) == 1 else [list(row) for row in rows]
+        self._handle.write(self._separator + ", ".join(map(json.dumps, values)).encode())
+        self._separator = b", "
+
+    def close(self) -> None:
+        self._handle.write(b"]}")
 
 
 def read_table(path: str) -> pd.DataFrame:

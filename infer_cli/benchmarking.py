@@ -171,6 +171,8 @@ def _rows_from_signature(model: Model) -> pd.DataFrame:
             columns[column.name] = rng.normal(size=100)
         elif column.dtype == "text":
             columns[column.name] = ["an example sentence to score"] * 100
+        elif column.dtype == "boolean":
+            columns[column.name] = rng.integers(0, 2, size=100).astype(bool)
         else:
             columns[column.name] = ["unknown"] * 100
     return pd.DataFrame(columns)

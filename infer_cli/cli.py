@@ -213,7 +213,8 @@ def predict(
         str | None,
         typer.Option(
             "--output-format",
-            help="csv, csv.gz, parquet or jsonl. [default: from the extension, else csv]",
+            help="csv, csv.gz, parquet, jsonl, or mlflow-json (the predictions document "
+            "`mlflow models predict` writes). [default: from the extension, else csv]",
             show_default=False,
         ),
     ] = None,
@@ -474,6 +475,7 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
     ] = True,
+    trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -486,7 +488,11 @@ def serve(
     # One-row predictions gain nothing from BLAS threads, and workers share the cores.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    from .model import resolve_model_path
+    from .model import TRUST_ENV_VAR, resolve_model_path
+
+    if trust_types is not None:
+        # The environment reaches every load: the workers' and a --reload's.
+        os.environ[TRUST_ENV_VAR] = trust_types
     from .serve_report import render_banner, render_summary
     from .server import ServeOptions
     from .serving import ServeConfig

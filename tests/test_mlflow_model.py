@@ -76,6 +76,13 @@ def churn_models(
             input_example=features.head(3) if serialization == "skops" else None,
             pip_requirements=[],
         )
+    houses = pd.read_csv(sample_data / "housing.csv")
+    regressor = train(houses, TrainOptions(target="price")).estimator
+    paths["housing"] = root / "housing"
+    mlflow.sklearn.save_model(
+        regressor, paths["housing"], serialization_format="pickle",
+        signature=infer_signature(houses.drop(columns=["price"])), pip_requirements=[],
+    )  # fmt: skip
     paths["proba"] = root / "proba"
     mlflow.sklearn.save_model(
         pipeline,
@@ -129,13 +136,42 @@ def test_probabilities_are_what_mlflow_serves(
     assert "MLflow serves this model's predict_proba" in result.stderr
 
 
-def test_signature_casts_columns_to_the_dtypes_mlflow_gives_the_model(
-    mlflow: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    ("name", "rows", "options"),
+    [
+        ("skops", "churn_new.csv", ()),
+        ("proba", "churn_new.csv", ("--proba",)),
+        ("housing", "housing_new.csv", ()),
+    ],
+)
+def test_mlflow_json_output_is_what_mlflow_models_predict_writes(
+    name: str,
+    rows: str,
+    options: tuple[str, ...],
+    mlflow: Any,
+    churn_models: dict[str, Path],
+    sample_data: Path,
+    cli: Any,
+    tmp_path: Path,
 ) -> None:
-    """float is float32, integer int32, long int64, boolean bool: the model sees what it
-    sees under MLflow, so a float32 logistic regression gives the very same probabilities."""
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    served = mlflow.pyfunc.load_model(str(churn_models[name]))
+    expected = StringIO()
+    predictions_to_json(served.predict(pd.read_csv(sample_data / rows)), expected)
+    output = tmp_path / "predictions.json"
+    result = cli(
+        "predict", "-m", churn_models[name], "-i", sample_data / rows, "-o", output,
+        "--output-format", "mlflow-json", *options,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == expected.getvalue()
+
+
+@pytest.fixture(scope="session")
+def typed_model(mlflow: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A model trained on every column type MLflow infers from a frame, and that frame."""
     from mlflow.models import infer_signature
-    from mlflow.models.utils import _enforce_schema
 
     rng = np.random.default_rng(0)
     count = 200
@@ -151,21 +187,36 @@ def test_signature_casts_columns_to_the_dtypes_mlflow_gives_the_model(
     )
     labels = (frame["width"] + frame["rooms"] / 4 + frame["garden"] > 1.2).to_numpy()
     encode = ColumnTransformer(
-        [("town", OneHotEncoder(), ["town"])], remainder="passthrough", sparse_threshold=0
+        [("town", OneHotEncoder(handle_unknown="ignore"), ["town"])],
+        remainder="passthrough",
+        sparse_threshold=0,
     )
     pipeline = Pipeline([("prepare", encode), ("model", LogisticRegression(max_iter=1000))])
     pipeline.fit(frame, labels)
-    signature = infer_signature(frame, labels)
-    directory = tmp_path / "typed"
+    directory = tmp_path_factory.mktemp("typed") / "model"
     mlflow.sklearn.save_model(
-        pipeline, directory, serialization_format="cloudpickle", signature=signature,
-        pyfunc_predict_fn="predict_proba", pip_requirements=[],
+        pipeline, directory, serialization_format="cloudpickle",
+        signature=infer_signature(frame, labels), pyfunc_predict_fn="predict_proba",
+        pip_requirements=[],
     )  # fmt: skip
+    return directory, frame
+
+
+def test_signature_casts_columns_to_the_dtypes_mlflow_gives_the_model(
+    mlflow: Any, typed_model: tuple[Path, pd.DataFrame]
+) -> None:
+    """float is float32, integer int32, long int64, boolean bool: the model sees what it
+    sees under MLflow, so a float32 column gives the very same probabilities (read as
+    float64 from a CSV and not cast, they differ in the 8th digit)."""
+    from mlflow.models.utils import _enforce_schema
+
+    directory, frame = typed_model
+    served = mlflow.pyfunc.load_model(str(directory))
     model = load_model(directory)
     # The same values, as a CSV reader hands them over: 64-bit numbers and text.
     as_read = pd.read_csv(StringIO(frame.to_csv(index=False)))
     validated = model.signature.validate(as_read).frame
-    enforced = _enforce_schema(frame, signature.inputs)
+    enforced = _enforce_schema(frame, served.metadata.get_input_schema())
     assert validated.dtypes.astype(str).to_dict() == {
         "width": "float32",
         "rooms": "int32",
@@ -177,10 +228,18 @@ def test_signature_casts_columns_to_the_dtypes_mlflow_gives_the_model(
     for name in ("width", "rooms", "age", "price", "garden", "town"):
         assert validated[name].dtype == enforced[name].dtype, name
         assert (validated[name].to_numpy() == enforced[name].to_numpy()).all(), name
-    served = mlflow.pyfunc.load_model(str(directory)).predict(frame)
     ours = model.predict(as_read, proba=True)
     assert ours.probabilities is not None
-    assert (ours.probabilities == served).all()
+    assert (ours.probabilities == served.predict(frame)).all()
+
+
+def test_bench_makes_up_rows_for_every_mlflow_column_type(
+    typed_model: tuple[Path, pd.DataFrame], cli: Any
+) -> None:
+    directory, _ = typed_model
+    result = cli("bench", "-m", directory, "--max-batch", "10", "--seconds", "0.05", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["batches"][0]["rows_per_second"] > 0
 
 
 def test_mlflow_signature_maps_onto_ours() -> None:

@@ -151,3 +151,52 @@ def test_train_format_must_be_joblib_or_skops(cli: Any, sample_data: Path, tmp_p
     assert result.exit_code == 2
     assert "--format must be one of: joblib, skops (got 'pickle')" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_serve_admits_only_the_types_it_is_told_to_trust(tmp_path: Path) -> None:
+    """The server's workers load the model too: the types reach them, and nothing else."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import run_infer_cli
+
+    directory = negating_model(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "INFER_CLI_TRUST_TYPES"}
+    serve = ["serve", "-m", directory, "--port", str(port), "--workers", "2", "-q"]
+    refused = run_infer_cli(*serve, env=env)
+    assert refused.returncode == 4
+    assert b"refusing to load types that are not trusted: _operator.neg" in refused.stderr
+    executable = Path(sys.executable).with_name("infer-cli")
+    server = subprocess.Popen(
+        [str(executable), *map(str, serve), "--trust-types", "_operator.neg"],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        body = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[0.0], [3.0]]}})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    answer = json.loads(response.read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "the server did not answer in time"
+                time.sleep(0.2)
+        assert answer == {"predictions": [1, 0]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
