@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ def serve(config: ServeConfig, announce: Announce) -> ServeSummary:
     """Serve until SIGTERM or SIGINT; `announce(model, config, seconds)` runs once ready."""
     began = time.perf_counter()
     server = _bind(config)
+    config = replace(config, port=int(server.server_address[1]))
 
     def ready(model: Model) -> None:
         announce(model, config, _since(began))
