@@ -185,3 +185,35 @@ def test_saving_over_a_model_is_atomic_for_concurrent_readers(
     assert errors == []
     assert loads > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("name", ["iris", "churn", "reviews", "housing"])
+def test_prepared_requests_scored_together_match_predict(
+    trained_models: dict[str, Path], sample_data: Path, name: str
+) -> None:
+    from infer_cli.model import load_model
+
+    model = load_model(trained_models[name])
+    rows = pd.read_csv(sample_data / f"{name}_new.csv").head(6)
+    as_columns = {
+        column: [None if pd.isna(value) else value for value in values]
+        for column, values in rows.head(3).to_dict(orient="list").items()
+    }
+    prepared = [model.prepare(columns=as_columns), model.prepare(frame=rows.iloc[3:])]
+    together = model.predict_many(prepared)
+    assert together.values.tolist() == model.predict(rows).values.tolist()
+
+
+def test_only_plain_numbers_take_the_numeric_fast_lane() -> None:
+    from infer_cli.signature import Column, Signature
+
+    signature = Signature((Column("a", "float"), Column("n", "integer")))
+    assert signature.numeric_matrix({"a": [1.5, None], "n": [2, 3]}, 2) is not None
+    assert signature.numeric_matrix({"a": [1.5], "n": [2]}, 1).tolist() == [[1.5, 2.0]]
+    # Text, booleans, fractions in an integer column and missing columns go through
+    # `validate`, which casts them or reports the row and column.
+    assert signature.numeric_matrix({"a": ["1.5"], "n": [2]}, 1) is None
+    assert signature.numeric_matrix({"a": [True], "n": [2]}, 1) is None
+    assert signature.numeric_matrix({"a": [1.5], "n": [2.5]}, 1) is None
+    assert signature.numeric_matrix({"a": [1.5]}, 1) is None
+    assert Signature((Column("s", "string"),)).numeric_matrix({"s": [1]}, 1) is None
