@@ -473,30 +473,67 @@ class _CsvWriter(TableWriter):
 
         if table.num_rows == 0:
             return
-        table = missing_as_null(table.cast(self.schema))
-        # pyarrow quotes every string when quoting is on; quote only chunks that need it.
-        quoting = "needed" if self._needs_quotes(table) else "none"
-        options = pcsv.WriteOptions(
-            include_header=False, delimiter=self._delimiter, quoting_style=quoting
-        )
-        output = pa.BufferOutputStream()
-        pcsv.write_csv(table, output, options)
-        self._sink.write(memoryview(output.getvalue()))
+        table = missing_as_null(table.cast(self.schema)).combine_chunks()
+        quote = [self._needs_quotes(column) for column in table.columns]
+        if not any(quote):
+            options = pcsv.WriteOptions(
+                include_header=False, delimiter=self._delimiter, quoting_style="none"
+            )
+            output = pa.BufferOutputStream()
+            pcsv.write_csv(table, output, options)
+            self._sink.write(memoryview(output.getvalue()))
+            return
+        # pyarrow would quote every text value of the chunk; quote only those that need it,
+        # so that the output does not depend on how the input was cut into chunks.
+        self._sink.write(self._joined(table, quote))
 
-    def _needs_quotes(self, table: pa.Table) -> bool:
+    def _joined(self, table: pa.Table, quote: list[bool]) -> memoryview:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        for column in table.columns:
-            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                for piece in column.chunks:
-                    data = piece.buffers()[2]
-                    if data is not None and self._special.search(memoryview(data)):
-                        return True
+        fields = []
+        for column, needed in zip(table.columns, quote, strict=True):
+            text = column if _is_text(column.type) else pc.cast(column, pa.string())
+            if needed:
+                escaped = pc.replace_substring(text, '"', '""')
+                quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+                text = pc.if_else(
+                    pc.match_substring_regex(text, self._special.pattern.decode()), quoted, text
+                )
+            fields.append(text)
+        lines = pc.binary_join_element_wise(
+            *fields, self._delimiter, null_handling="replace", null_replacement=""
+        )
+        terminated = pc.binary_join_element_wise(lines, "", "\n").combine_chunks()
+        _, offsets, data = terminated.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int32)
+        start = bounds[terminated.offset]
+        stop = bounds[terminated.offset + len(terminated)]
+        return memoryview(data)[start:stop]
+
+    def _needs_quotes(self, column: pa.ChunkedArray) -> bool:
+        if not _is_text(column.type):
+            return False
+        for piece in column.chunks:
+            _, offsets, data = piece.buffers()
+            if data is None or len(piece) == 0:
+                continue
+            # A slice shares its parent's buffers: look only at its own values.
+            bounds = np.frombuffer(offsets, dtype=np.int32)
+            start, stop = bounds[piece.offset], bounds[piece.offset + len(piece)]
+            if self._special.search(memoryview(data)[start:stop]):
+                return True
         return False
 
     def close(self) -> None:
         if self._gzip is not None:
             self._gzip.close()
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind))
 
 
 class _ParquetWriter(TableWriter):

@@ -145,6 +145,9 @@ class RecordBlocks:
             self._next_line += data.count(NEWLINE)
             return self._next_block()
         block = Block(data, self._next_line, self.delimiter)
+        if self._eof and not self._pending and _ends_inside_quotes(block):
+            line = int(block.record_lines()[-1])
+            raise DataError(f"{self.source}, line {line}: a quoted field is never closed")
         self._next_line += data.count(NEWLINE)
         return block
 
@@ -184,6 +187,17 @@ def _last_record_end(data: bytes, delimiter: str) -> int:
         quotes -= data.count(QUOTE, previous, end)
         end = previous
     return end + 1
+
+
+def _ends_inside_quotes(block: Block) -> bool:
+    """Whether the last record opens a quote it never closes (the parser would take the rest
+    of the file as one value)."""
+    data = block.data
+    return (
+        block.has_quotes
+        and data.count(QUOTE) % 2 == 1
+        and not _has_stray_quotes(data, block.delimiter)
+    )
 
 
 def _has_stray_quotes(data: bytes, delimiter: str) -> bool:

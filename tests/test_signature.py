@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from infer_cli.errors import SchemaError
-from infer_cli.signature import Column, Signature
+from infer_cli.signature import BadRow, Column, Signature
 
 SIGNATURE = Signature(
     (
@@ -86,3 +86,66 @@ def test_categories_read_as_numbers_match_their_training_spelling() -> None:
 
 def test_round_trips_through_json_form() -> None:
     assert Signature.from_dict(SIGNATURE.to_dict()) == SIGNATURE
+
+
+def test_bad_rows_finds_every_refused_row_once_in_row_order() -> None:
+    data = frame(
+        age=[30, "x", 40.5, "y"],
+        income=[1.0, "lots", 2.0, 3.0],
+        plan=["a", "b", "c", "d"],
+        note=["w", "x", "y", "z"],
+    )
+    assert SIGNATURE.bad_rows(data) == [
+        BadRow(1, "age", "'x' is not a number"),
+        BadRow(2, "age", "'40.5' is not a whole number"),
+        BadRow(3, "age", "'y' is not a number"),
+    ]
+    assert SIGNATURE.bad_rows(frame()) == []
+
+
+def test_bad_rows_raises_what_is_wrong_with_the_whole_frame() -> None:
+    with pytest.raises(SchemaError, match="missing column 'plan'"):
+        SIGNATURE.bad_rows(frame(plan=None))
+
+
+PINNED = Signature(
+    (
+        Column("count", "integer", numpy_dtype="int64"),
+        Column("small", "integer", numpy_dtype="int32"),
+        Column("ratio", "float", numpy_dtype="float32"),
+        Column("flag", "boolean"),
+    )
+)
+
+
+def test_pinned_columns_reach_the_model_in_their_dtype() -> None:
+    data = pd.DataFrame(
+        {"count": ["3", "4.0"], "small": [1, 2], "ratio": [0.1, 2.0], "flag": ["True", "0"]}
+    )
+    validated = PINNED.validate(data).frame
+    assert validated.dtypes.astype(str).tolist() == ["int64", "int32", "float32", "bool"]
+    assert validated["count"].tolist() == [3, 4]
+    assert validated["ratio"].iloc[0] == np.float32(0.1)
+    assert validated["flag"].tolist() == [True, False]
+
+
+def test_gap_or_overflow_in_a_pinned_integer_column_names_row_and_column() -> None:
+    data = pd.DataFrame({"count": [1, None], "small": [1, 2], "ratio": [0.5, 0.5]})
+    with pytest.raises(SchemaError) as caught:
+        PINNED.validate(data.assign(flag=[True, False]), first_row=10)
+    assert str(caught.value) == (
+        "row 12, column 'count': missing value (the model takes whole numbers here, with no gaps)"
+    )
+    data = pd.DataFrame({"count": [1], "small": [2**40], "ratio": [0.5], "flag": [True]})
+    with pytest.raises(SchemaError, match=r"row 1, column 'small': '1099511627776' is too large"):
+        PINNED.validate(data)
+
+
+def test_boolean_column_refuses_what_is_not_true_or_false_and_keeps_gaps() -> None:
+    data = pd.DataFrame({"count": [1, 2], "small": [1, 2], "ratio": [0.5, 0.5]})
+    with pytest.raises(SchemaError, match="row 2, column 'flag': 'maybe' is not true or false"):
+        PINNED.validate(data.assign(flag=[True, "maybe"]))
+    gaps = PINNED.validate(data.assign(flag=[None, "FALSE"])).frame["flag"]
+    assert gaps.dtype == object and np.isnan(gaps.iloc[0]) and gaps.iloc[1] is False
+    assert Column.from_dict(PINNED.inputs[0].to_dict()) == PINNED.inputs[0]
+    assert "numpy_dtype" not in SIGNATURE.inputs[0].to_dict()
