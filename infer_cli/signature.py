@@ -338,7 +338,7 @@ def _pin(values: Any, column: Column, first_row: int) -> Any:
         if outside.any():
             position = int(np.flatnonzero(outside)[0])
             raise SchemaError(
-                f"{_show(numbers[position])} is too large for the model's {target} column",
+                f"{_show(int(numbers[position]))} is too large for the model's {target} column",
                 column=column.name,
                 row=first_row + position,
             )
