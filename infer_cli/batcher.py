@@ -11,6 +11,7 @@ but not yet submitted), so waiting never delays a request with nothing to wait f
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -163,7 +164,7 @@ class Batcher(Generic[Item, Result]):
                 if self._arriving:
                     self._changed.wait(remaining)
             seen = queued
-            time.sleep(0)
+            os.sched_yield()
 
     def _run(self, batch: list[_Job[Item, Result]]) -> None:
         try:

@@ -238,9 +238,9 @@ class App:
     ) -> tuple[Any, Any]:
         if proba and not model.can_predict_proba:
             raise DataError("this model does not give class probabilities")
-        prepared = model.prepare(payload.columns, payload.frame)
-        if not prepared.rows:
+        if not payload.rows:
             raise DataError("the request holds no rows")
+        prepared = model.prepare(payload.columns, payload.frame)
         scoring = _Scoring(model, prepared, proba)
         return submit(scoring, prepared.rows, self.options.request_timeout)
 
@@ -425,14 +425,15 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _answer(self, app: App) -> Reply:
-        arriving = app.batcher.arriving() if self.command == "POST" and app.ready else nullcontext()
+        try:
+            body = self._read_body(app.options)
+        except Exception as exc:
+            self.close_connection = True
+            return error_reply(exc)
+        request = Request(self.command, self.path, self.headers, body)  # type: ignore[arg-type]
+        # Announced once the body is in, so a slow client never holds a batch back.
+        arriving = app.batcher.arriving() if body and app.ready else nullcontext()
         with arriving as submit:
-            try:
-                body = self._read_body(app.options)
-            except Exception as exc:
-                self.close_connection = True
-                return error_reply(exc)
-            request = Request(self.command, self.path, self.headers, body)  # type: ignore[arg-type]
             return app.handle(request, submit)
 
     def _read_body(self, options: ServeOptions) -> bytes:

@@ -90,12 +90,20 @@ def _serve_one(
     config: ServeConfig,
     model: Model | None,
     on_ready: Callable[[Model], None] | None,
+    reload_first: bool = False,
 ) -> ServeStats:
-    """Serve on this process until told to stop; load the model while already answering."""
+    """Serve on this process until told to stop; load the model while already answering.
+
+    `reload_first` makes a worker that replaces a dead one pick up a model reloaded since
+    the server started.
+    """
     app = server.app
     stop = threading.Event()
     reload_now = threading.Event()
+    if reload_first:
+        reload_now.set()
     _on_signals(stop, reload_now)
+    app.model = model
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
     thread.daemon = True
     thread.start()
@@ -107,7 +115,7 @@ def _serve_one(
         except BaseException:
             server.shutdown()
             raise
-    app.model = model
+        app.model = model
     if on_ready:
         on_ready(model)
     watcher = threading.Thread(
@@ -153,6 +161,9 @@ def _serve_workers(
     def forward(signum: int, _frame: Any) -> None:
         if signum != signal.SIGHUP:
             stopping.set()
+            # The workers close their copies as they drain; once this one is closed too,
+            # new connections are refused instead of waiting in a backlog nobody reads.
+            server.socket.close()
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
@@ -171,7 +182,7 @@ def _serve_workers(
         number = children.pop(pid, -1)
         if number >= 0 and not stopping.is_set():
             log(f"worker {number} (pid {pid}) exited ({_exit_reason(status)}); starting another")
-            children[_fork_worker(server, config, model, reports)] = number
+            children[_fork_worker(server, config, model, reports, replacement=True)] = number
     stats = ServeStats()
     for report in reports.glob("*.json"):
         stats.merge(json.loads(report.read_text()))
@@ -180,14 +191,20 @@ def _serve_workers(
     return stats
 
 
-def _fork_worker(server: PredictionServer, config: ServeConfig, model: Model, reports: Path) -> int:
+def _fork_worker(
+    server: PredictionServer,
+    config: ServeConfig,
+    model: Model,
+    reports: Path,
+    replacement: bool = False,
+) -> int:
     pid = os.fork()
     if pid:
         return pid
     status = 0
     try:
         server.app = App(config.options)
-        stats = _serve_one(server, config, model, None)
+        stats = _serve_one(server, config, model, None, reload_first=replacement)
         (reports / f"{os.getpid()}.json").write_text(json.dumps(stats.snapshot()))
     except BaseException as exc:
         log(f"worker {os.getpid()} failed: {exc}")
