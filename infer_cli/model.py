@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ FORMAT_VERSION = 2
 DEFAULT_MODEL_DIR = "model"
 MODEL_ENV_VAR = "INFER_CLI_MODEL"
 TRUST_ENV_VAR = "INFER_CLI_TRUST_TYPES"
+_READ_ATTEMPTS = 20
 BARE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
@@ -494,20 +496,47 @@ def _read_model_files(location: Path) -> tuple[bytes, bytes]:
     """Read the card and the model through one directory handle.
 
     Opening both relative to the same directory descriptor means a save that swaps the
-    directory midway cannot pair one model's card with another model's file.
+    directory midway cannot pair one model's card with another model's file. A save can
+    still remove the old directory while it is being read, or be between its two renames:
+    then the read starts again, briefly, on the new one.
     """
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            return _read_once(location)
+        except _Replaced:
+            time.sleep(0.002 * (attempt + 1))
+    raise ModelError(f"{location}: the model kept changing while it was read; try again")
+
+
+class _Replaced(Exception):
+    """The model directory was replaced while being opened or read."""
+
+
+def _read_once(location: Path) -> tuple[bytes, bytes]:
     try:
         directory = os.open(location, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError as exc:
-        # Gone since it was looked at: a save replacing it is between its two renames.
-        raise ModelError(f"no model at '{location}' (it was just removed or replaced)") from exc
+        raise _Replaced from exc
     except OSError as exc:
         raise ModelError(f"cannot open model directory '{location}': {exc.strerror}") from exc
     try:
-        card_bytes = _read_at(directory, location, CARD_FILE)
-        return card_bytes, _read_at(directory, location, _model_file_of(card_bytes, location))
+        try:
+            card_bytes = _read_at(directory, location, CARD_FILE)
+            return card_bytes, _read_at(directory, location, _model_file_of(card_bytes, location))
+        except ModelError:
+            if _moved(directory, location):
+                raise _Replaced from None
+            raise
     finally:
         os.close(directory)
+
+
+def _moved(directory: int, location: Path) -> bool:
+    """Whether `location` no longer names the directory open as `directory`."""
+    try:
+        return os.stat(location).st_ino != os.fstat(directory).st_ino
+    except FileNotFoundError:
+        return True
 
 
 def _model_file_of(card_bytes: bytes, location: Path) -> str:
