@@ -290,7 +290,9 @@ class BatchScoring:
             column = table[name]
             if not self._reader.text_columns:
                 columns[name] = column.to_pandas()
-            elif kind in NUMERIC_TYPES:
+            elif kind in (*NUMERIC_TYPES, "any"):
+                # "any" (a bare estimator's columns): numbers when they all read as numbers,
+                # as pandas' read_csv would have given the estimator in training.
                 columns[name] = _text_to_numbers(column)
             else:
                 columns[name] = _text_to_objects(column)

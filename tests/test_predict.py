@@ -422,3 +422,12 @@ def test_a_run_stopped_midway_leaves_the_previous_output_intact(
         assert stderr.strip() == "infer-cli: error: interrupted"
         assert leftovers == []
     assert not os.path.exists(tmp_path / "scored.csv.part")
+
+
+def test_a_bare_estimator_fitted_on_arrays_reads_csv_numbers(cli: Any, tmp_path: Path) -> None:
+    features = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+    joblib.dump(LogisticRegression().fit(features, [0, 0, 1, 1]), tmp_path / "bare.pkl")
+    source = tmp_path / "in.csv"
+    source.write_text("u,v\n0.2,1\n2.8,0\n")
+    ok(cli("predict", "-m", tmp_path / "bare.pkl", "-i", source, "-o", tmp_path / "o.csv"))
+    assert (tmp_path / "o.csv").read_text() == "u,v,prediction\n0.2,1,0\n2.8,0,1\n"
