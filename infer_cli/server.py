@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -318,12 +319,57 @@ def _where(request: Request | None) -> str:
 
 
 def log(line: str) -> None:
-    """The server's log: stderr, one write per line."""
+    """The server's log: stderr, one write per line, after any access lines still held."""
+    ACCESS_LOG.flush()
+    _write(line + "\n")
+
+
+def _write(text: str) -> None:
     try:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(text)
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+class AccessLog:
+    """Access-log lines, written by a background thread a few times a second.
+
+    A write per request would be a system call per request, each one a chance for another
+    thread to take the interpreter lock; under load that costs more than the line is worth.
+    """
+
+    INTERVAL_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self._lines: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._run, name="access-log")
+                    self._writer.daemon = True
+                    self._writer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines = []
+            while self._lines:
+                lines.append(self._lines.popleft())
+            if lines:
+                _write("\n".join(lines) + "\n")
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.INTERVAL_SECONDS)
+            self.flush()
+
+
+ACCESS_LOG = AccessLog()
 
 
 def _allow(method: str, allowed: str) -> None:
@@ -379,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
         elapsed = time.perf_counter() - began
         app.stats.record(reply.status, elapsed)
         if app.options.access_log:
-            log(
+            ACCESS_LOG.add(
                 f'{self.client_address[0]} - [{_clock()}] "{self.command} {self.path}" '
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"
             )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InferError, UsageError
 from .serve_stats import ServeStats
-from .server import App, PredictionServer, ServeOptions, log
+from .server import ACCESS_LOG, App, PredictionServer, ServeOptions, log
 
 if TYPE_CHECKING:
     from .model import Model
@@ -138,6 +138,7 @@ def _drain(server: PredictionServer, config: ServeConfig) -> None:
         log("stopped with requests still in flight after the drain time limit")
     time.sleep(DRAIN_GRACE_SECONDS)
     app.wait_idle(deadline)
+    ACCESS_LOG.flush()
 
 
 def _on_signals(stop: threading.Event, reload_now: threading.Event) -> None:
