@@ -145,9 +145,9 @@ class BatchScoring:
                 handle, output_format, plan.output_schema, delimiter=options.delimiter
             )
 
-            def score(chunk: Chunk) -> _Scored:
+            def score(item: tuple[Chunk, pd.DataFrame]) -> _Scored:
                 began = time.perf_counter()
-                scored = self._score(chunk)
+                scored = self._score(*item)
                 self.report.predict_seconds += time.perf_counter() - began
                 self.report.rows_read += scored.rows_read
                 if progress is not None:
@@ -187,15 +187,18 @@ class BatchScoring:
             if options.rejects == options.output:
                 raise UsageError("--rejects and --output must be different files")
 
-    def _timed(self, reader: TableReader) -> Iterator[Chunk]:
+    def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, pd.DataFrame]]:
+        """Chunks with the columns the model reads, made on the reading thread: parsing
+        numbers is pyarrow's work, and the predicting thread is the busiest."""
         chunks = iter(reader)
         while True:
             began = time.perf_counter()
             chunk = next(chunks, None)
+            features = None if chunk is None else self._features(chunk.table)
             self.report.read_seconds += time.perf_counter() - began
-            if chunk is None:
+            if chunk is None or features is None:
                 return
-            yield chunk
+            yield chunk, features
 
     def _make_plan(self, reader: TableReader, *, typed: bool) -> _Plan:
         import pyarrow as pa
@@ -252,10 +255,9 @@ class BatchScoring:
     def _proba_names(self) -> list[str]:
         return [f"proba_{label}" for label in self.model.card.classes or []]
 
-    def _score(self, chunk: Chunk) -> _Scored:
+    def _score(self, chunk: Chunk, frame: pd.DataFrame) -> _Scored:
         assert self._reader is not None and self._plan is not None
         rows_read = chunk.num_rows + len(chunk.malformed)
-        frame = self._features(chunk.table)
         refused: dict[int, tuple[str | None, str]] = {}
         try:
             predictions = self.model.predict(frame, proba=self.options.proba)
