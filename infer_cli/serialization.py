@@ -103,15 +103,23 @@ def load_skops(
 ) -> Any:
     """Load a skops file if every type in it is trusted; raise UntrustedTypes otherwise."""
     import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    listed = list(listed)
-    review = review_trust(payload, source, listed=listed, trust=trust)
-    if review.refused:
-        raise UntrustedTypes(source, list(review.refused), listed)
+    listed, trust = list(listed), list(trust)
+    admitted = [name for name in listed if _vouchable(name)] + trust
     try:
         with _quiet_version_warnings():
-            return skops.io.loads(payload, trusted=list(review.untrusted))
+            # skops audits every type before it builds anything; reviewing them first as
+            # well would read a large model's schema twice.
+            return skops.io.loads(payload, trusted=admitted)
+    except UntrustedTypesFoundException as exc:
+        review = review_trust(payload, source, listed=listed, trust=trust)
+        if not review.refused:
+            raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
+        raise UntrustedTypes(source, list(review.refused), listed) from None
     except Exception as exc:
+        if not zipfile.is_zipfile(io.BytesIO(payload)):
+            raise ModelError(f"{source}: not a readable skops file ({_first_line(exc)})") from exc
         raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
 
 
