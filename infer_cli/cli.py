@@ -267,6 +267,8 @@ def predict(
     from .timing import Stopwatch
 
     _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
+    if input == "-" and sys.stdin.isatty():
+        raise UsageError("no input: give a file with -i, or pipe rows in (cat new.csv | ...)")
     kept = None if keep is None else tuple(n for n in _split_names([keep]) if n != "none")
     options = ScoringOptions(
         input=input,

@@ -68,9 +68,9 @@ def run_stages(
         raise
     finally:
         stop.set()
-        # Daemon threads cannot hold the process open; waiting a little lets a stage that
-        # is writing finish before the caller removes the file it writes to.
-        reader.join(_JOIN_SECONDS)
+        # Daemon threads cannot hold the process open, and the reader may be blocked on an
+        # idle pipe; the writer is given a moment to finish a write before the caller
+        # removes the file it writes to.
         writer.join(_JOIN_SECONDS)
     if errors:
         raise errors[0]
