@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .model import Model
 
 RELOAD_POLL_SECONDS = 1.0
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 DRAIN_GRACE_SECONDS = 0.05
 
 
@@ -91,11 +92,12 @@ def _serve_one(
     model: Model | None,
     on_ready: Callable[[Model], None] | None,
     reload_first: bool = False,
+    parent: int | None = None,
 ) -> ServeStats:
     """Serve on this process until told to stop; load the model while already answering.
 
     `reload_first` makes a worker that replaces a dead one pick up a model reloaded since
-    the server started.
+    the server started; a worker stops by itself if its `parent` process goes away.
     """
     app = server.app
     stop = threading.Event()
@@ -103,6 +105,7 @@ def _serve_one(
     if reload_first:
         reload_now.set()
     _on_signals(stop, reload_now)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     app.model = model
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
     thread.daemon = True
@@ -123,7 +126,9 @@ def _serve_one(
     )
     watcher.start()
     while not stop.wait(0.5):
-        pass
+        if parent is not None and os.getppid() != parent:
+            log(f"worker {os.getpid()}: the main process is gone; stopping")
+            stop.set()
     _drain(server, config)
     return app.stats
 
@@ -169,10 +174,10 @@ def _serve_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum != signal.SIGHUP else signal.SIGHUP)
 
+    for signum in SIGNALS:
+        signal.signal(signum, forward)
     for number in range(config.workers):
         children[_fork_worker(server, config, model, reports)] = number
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
     while children:
         try:
             pid, status = os.wait()
@@ -199,13 +204,17 @@ def _fork_worker(
     reports: Path,
     replacement: bool = False,
 ) -> int:
+    # Signals wait until the child has its own handlers (it unblocks them in _serve_one).
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    parent = os.getpid()
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         return pid
     status = 0
     try:
         server.app = App(config.options)
-        stats = _serve_one(server, config, model, None, reload_first=replacement)
+        stats = _serve_one(server, config, model, None, replacement, parent)
         (reports / f"{os.getpid()}.json").write_text(json.dumps(stats.snapshot()))
     except BaseException as exc:
         log(f"worker {os.getpid()} failed: {exc}")

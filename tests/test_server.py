@@ -465,13 +465,28 @@ class SlowClassifier(ClassifierMixin, BaseEstimator):
 '''
 
 
+_STARTED: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_behind() -> Iterator[None]:
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
 def _start_serving(*args: str | Path, env: dict[str, str] | None = None) -> tuple[Any, int]:
     executable = Path(sys.executable).with_name("infer-cli")
     process = subprocess.Popen(
         [str(executable), "serve", "-p", "0", "--no-access-log", *map(str, args)],
         stderr=subprocess.PIPE,
         env=env,
+        start_new_session=True,
     )
+    _STARTED.append(process)
     assert process.stderr is not None
     seen = []
     for raw in process.stderr:
