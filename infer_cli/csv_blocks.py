@@ -139,7 +139,7 @@ class RecordBlocks:
             buffer += self._read(max(self.block_size, len(buffer)))
         self._pending = buffer[end:]
         data = buffer[:end]
-        if not data.strip(b"\r\n"):
+        if _only_line_ends(data):
             if self._eof and not self._pending:
                 return None
             self._next_line += data.count(NEWLINE)
@@ -150,6 +150,11 @@ class RecordBlocks:
             raise DataError(f"{self.source}, line {line}: a quoted field is never closed")
         self._next_line += data.count(NEWLINE)
         return block
+
+
+def _only_line_ends(data: bytes) -> bool:
+    """Whether `data` holds blank lines only (checked without copying a large block)."""
+    return data[:1] in (b"", b"\n", b"\r") and not data.strip(b"\r\n")
 
 
 def _first_record_end(data: bytes) -> int:
