@@ -444,6 +444,33 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_when_broken(
     assert 'outcome="ok"} 1' in metrics and 'outcome="failed"} 1' in metrics
 
 
+def test_reload_flag_picks_up_a_model_saved_over_the_served_one(
+    model_copy: Callable[[str], Path], trained_models: dict[str, Path]
+) -> None:
+    from infer_cli.serving import ServeConfig, _watch
+
+    path = model_copy("iris")
+    app = App(ServeOptions(access_log=False))
+    app.model = load_model(path)
+    stop, asked = threading.Event(), threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(app, ServeConfig(path, reload=True), stop, asked), daemon=True
+    )
+    watcher.start()
+    time.sleep(0.5)
+    replacement = load_model(trained_models["iris"])
+    replacement.card.metrics = {"retrained": True}
+    new_sha = save_model(replacement.estimator, replacement.card, path).sha256
+    deadline = time.monotonic() + 20
+    while app.model.card.sha256 != new_sha and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    asked.set()
+    watcher.join(10)
+    assert app.model.card.sha256 == new_sha
+    assert app.stats.reloads["ok"] == 1
+
+
 SLOW_MODULE = '''
 import time
 import numpy as np
