@@ -1,40 +1,30 @@
-"""Reading tables and writing results in chunks: CSV (plain or gzip), Parquet, JSON Lines,
-and MLflow's `{"predictions": [...]}` document.
+"""Reading tables: streamed in chunks (CSV, gzip CSV, Parquet), or whole for training.
 
-`-` is stdin/stdout everywhere. `open_table` streams an input as `Chunk`s, each knowing the
-row and line it starts at; `open_writer` writes tables to a handle; `atomic_output` makes a
-file appear only once it is complete. `read_table` reads a whole CSV at once, for training.
+`-` is stdin. `open_table` streams an input as `Chunk`s, each knowing the row and the line
+it starts at; `read_table` reads a whole CSV at once. Writing is `table_writers`', and
+files that appear only once complete are `atomic_files`'.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
-import io
-import json
 import os
-import re
-import socket
 import sys
-import tempfile
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from .atomic_files import STDIO
 from .csv_blocks import Block, RecordBlocks
 from .errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-STDIO = "-"
 INPUT_FORMATS = ("csv", "csv.gz", "parquet")
 OUTPUT_FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "mlflow-json")
 DEFAULT_BATCH_ROWS = 50_000
@@ -42,7 +32,6 @@ DEFAULT_BATCH_ROWS = 50_000
 FIRST_BLOCK_BYTES = 256 * 1024
 MIN_BLOCK_BYTES = 64 * 1024
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
-FLUSH_SECONDS = 0.5
 MalformedRows = Literal["error", "collect"]
 
 
@@ -417,184 +406,6 @@ class _ParquetReader(TableReader):
         self._file.close()
 
 
-class TableWriter:
-    """Writes tables of one schema, in order, to a binary handle, in one format."""
-
-    def __init__(self, handle: IO[bytes], schema: pa.Schema) -> None:
-        self.schema = schema
-        self._handle = handle
-
-    def write(self, table: pa.Table) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Finish the output (a Parquet footer, the end of a gzip stream); not the handle."""
-
-
-def open_writer(
-    handle: IO[bytes], format: str, schema: pa.Schema, *, delimiter: str = ","
-) -> TableWriter:
-    """A writer of `format` for tables of `schema`; CSV and Parquet write the header now."""
-    if format == "parquet":
-        return _ParquetWriter(handle, schema)
-    if format == "jsonl":
-        return _JsonLinesWriter(handle, schema)
-    if format == "mlflow-json":
-        return _MlflowJsonWriter(handle, schema)
-    return _CsvWriter(handle, schema, delimiter=delimiter, compress=format == "csv.gz")
-
-
-def missing_as_null(table: pa.Table) -> pa.Table:
-    """The table with float NaN turned into nulls: missing is empty in CSV, null in JSON."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for index, column in enumerate(table.columns):
-        if pa.types.is_floating(column.type) and column.null_count < len(column):
-            nan = pc.is_nan(column)
-            if pc.any(nan).as_py():
-                table = table.set_column(
-                    index, table.field(index), pc.if_else(nan, pa.scalar(None, column.type), column)
-                )
-    return table
-
-
-class _CsvWriter(TableWriter):
-    def __init__(
-        self, handle: IO[bytes], schema: pa.Schema, *, delimiter: str, compress: bool
-    ) -> None:
-        super().__init__(handle, schema)
-        self._gzip = gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=6) if compress else None
-        self._sink: Any = self._gzip if self._gzip is not None else handle
-        self._delimiter = delimiter
-        self._special = re.compile(b'["\r\n' + re.escape(delimiter.encode()) + b"]")
-        self._marks = (b'"', b"\r", b"\n", delimiter.encode())
-        buffer = io.StringIO()
-        csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerow(schema.names)
-        self._sink.write(buffer.getvalue().encode("utf-8"))
-
-    def write(self, table: pa.Table) -> None:
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
-        if table.num_rows == 0:
-            return
-        table = missing_as_null(table.cast(self.schema)).combine_chunks()
-        quote = [self._needs_quotes(column) for column in table.columns]
-        if not any(quote):
-            options = pcsv.WriteOptions(
-                include_header=False, delimiter=self._delimiter, quoting_style="none"
-            )
-            output = pa.BufferOutputStream()
-            pcsv.write_csv(table, output, options)
-            self._sink.write(memoryview(output.getvalue()))
-            return
-        # pyarrow would quote every text value of the chunk; quote only those that need it,
-        # so that the output does not depend on how the input was cut into chunks.
-        self._sink.write(self._joined(table, quote))
-
-    def _joined(self, table: pa.Table, quote: list[bool]) -> memoryview:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        fields = []
-        for column, needed in zip(table.columns, quote, strict=True):
-            text = column if _is_text(column.type) else pc.cast(column, pa.string())
-            if needed:
-                escaped = pc.replace_substring(text, '"', '""')
-                quoted = pc.binary_join_element_wise('"', escaped, '"', "")
-                text = pc.if_else(
-                    pc.match_substring_regex(text, self._special.pattern.decode()), quoted, text
-                )
-            fields.append(text)
-        lines = pc.binary_join_element_wise(
-            *fields, self._delimiter, null_handling="replace", null_replacement=""
-        )
-        terminated = pc.binary_join_element_wise(lines, "", "\n").combine_chunks()
-        _, offsets, data = terminated.buffers()
-        bounds = np.frombuffer(offsets, dtype=np.int32)
-        start = bounds[terminated.offset]
-        stop = bounds[terminated.offset + len(terminated)]
-        return memoryview(data)[start:stop]
-
-    def _needs_quotes(self, column: pa.ChunkedArray) -> bool:
-        if not _is_text(column.type):
-            return False
-        for piece in column.chunks:
-            _, offsets, data = piece.buffers()
-            if data is None or len(piece) == 0:
-                continue
-            # A slice shares its parent's buffers: look only at its own values.
-            bounds = np.frombuffer(offsets, dtype=np.int32)
-            start, stop = bounds[piece.offset], bounds[piece.offset + len(piece)]
-            # Measured: a copy and four memchr scans are 80 times faster than a regex.
-            values = bytes(memoryview(data)[start:stop])
-            if any(mark in values for mark in self._marks):
-                return True
-        return False
-
-    def close(self) -> None:
-        if self._gzip is not None:
-            self._gzip.close()
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    return bool(pa.types.is_string(kind))
-
-
-class _ParquetWriter(TableWriter):
-    def __init__(self, handle: IO[bytes], schema: pa.Schema) -> None:
-        import pyarrow.parquet as pq
-
-        super().__init__(handle, schema)
-        self._writer = pq.ParquetWriter(handle, schema)
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._writer.write_table(missing_as_null(table.cast(self.schema)))
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class _JsonLinesWriter(TableWriter):
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        frame = missing_as_null(table.cast(self.schema)).to_pandas(types_mapper=pd.ArrowDtype)
-        text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
-        self._handle.write(text.encode("utf-8"))
-        if not text.endswith("\n"):
-            self._handle.write(b"\n")
-
-
-class _MlflowJsonWriter(TableWriter):
-    """What `mlflow models predict` writes, to the byte: `{"predictions": [...]}` holding the
-    `prediction` column, or with probabilities the rows of them, as MLflow gives them for a
-    model that serves `predict_proba`. The input columns are left out, as MLflow leaves them."""
-
-    def __init__(self, handle: IO[bytes], schema: pa.Schema) -> None:
-        super().__init__(handle, schema)
-        after = schema.names.index("prediction") + 1
-        self._columns = schema.names[after:] or ["prediction"]
-        self._separator = b""
-        self._handle.write(b'{"predictions": [')
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        columns = [table.column(name).to_pylist() for name in self._columns]
-        rows = zip(*columns, strict=True)
-        values = columns[0] if len(columns) == 1 else [list(row) for row in rows]
-        self._handle.write(self._separator + ", ".join(map(json.dumps, values)).encode())
-        self._separator = b", "
-
-    def close(self) -> None:
-        self._handle.write(b"]}")
-
-
 def read_table(path: str) -> pd.DataFrame:
     """Read a whole CSV (or Parquet, by extension) into a DataFrame; errors name the file."""
     name = describe(path)
@@ -634,109 +445,3 @@ def _read_parquet(path: str) -> pd.DataFrame:
 def _parser_reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0]
     return text.removeprefix("Error tokenizing data. C error: ")
-
-
-@contextmanager
-def atomic_output(path: str) -> Iterator[IO[bytes]]:
-    """A binary handle for `path` that becomes the file only if the block completes.
-
-    The data goes to a hidden `.NAME.HOST.PID.*.part` file in the same directory and is
-    renamed over `path` at the end, so a failed or interrupted run leaves neither a partial
-    file nor a destroyed previous one. A run killed outright (SIGKILL, the OOM killer) leaves
-    its `.part` file behind; the next run writing the same path deletes such files whose
-    process is gone. `-` writes straight to stdout.
-    """
-    if path == STDIO:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise DataError(f"{path}: is a directory, not a file")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise DataError(f"{path}: no such directory '{directory}'")
-    _remove_stale_parts(directory, target.name)
-    try:
-        descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.{_host()}.{os.getpid()}.", suffix=".part", dir=directory
-        )
-    except PermissionError as exc:
-        raise DataError(f"{path}: cannot write in '{directory}' (permission denied)") from exc
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            with _flushing_in_background(descriptor):
-                yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if target.exists():
-            os.chmod(temporary, target.stat().st_mode & 0o7777)
-        else:
-            os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _flushing_in_background(descriptor: int) -> Iterator[None]:
-    """Hand written data to the disk every half second while the block runs.
-
-    The rename at the end must follow an fsync, or a crash could leave an empty OUT. Syncing
-    as the file grows, on a thread, leaves the final fsync a fraction of a second of data
-    instead of the whole file (measured: 0.5 s less at the end of a 400 MB output).
-    """
-    stop = threading.Event()
-
-    def flush() -> None:
-        while not stop.wait(FLUSH_SECONDS):
-            try:
-                os.fdatasync(descriptor)
-            except OSError:
-                return
-
-    flusher = threading.Thread(target=flush, name="flush", daemon=True)
-    flusher.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        flusher.join()
-
-
-def _remove_stale_parts(directory: Path, name: str) -> None:
-    """Delete `.part` files left by killed runs on this host whose process no longer exists."""
-    prefix = f".{name}.{_host()}."
-    for leftover in directory.glob(f"{glob.escape(prefix)}*.part"):
-        pid = leftover.name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            leftover.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_json(path: str, document: Any) -> None:
-    """Write a JSON document atomically (`-` for stdout)."""
-    import json
-
-    with atomic_output(path) as handle:
-        handle.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))

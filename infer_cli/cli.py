@@ -253,7 +253,8 @@ def predict(
     debug: DebugOption = False,
 ) -> None:
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
-    from .batch_io import check_delimiter, write_json
+    from .atomic_files import write_json
+    from .batch_io import check_delimiter
     from .errors import UsageError
     from .model import load_model
     from .scoring import BatchScoring, ScoringOptions

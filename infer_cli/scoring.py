@@ -16,24 +16,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .atomic_files import STDIO, atomic_output
 from .batch_io import (
     DEFAULT_BATCH_ROWS,
     INPUT_FORMATS,
     OUTPUT_FORMATS,
-    STDIO,
     Chunk,
     MalformedRows,
     TableReader,
-    TableWriter,
-    atomic_output,
     detect_format,
     open_table,
-    open_writer,
 )
 from .errors import DataError, SchemaError, UsageError
 from .model import Model, Predictions
 from .signature import NUMERIC_TYPES
 from .stages import run_stages
+from .table_writers import TableWriter, open_writer
 
 if TYPE_CHECKING:
     import pyarrow as pa

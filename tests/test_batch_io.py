@@ -15,15 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from infer_cli.batch_io import (
-    atomic_output,
-    detect_format,
-    open_table,
-    open_writer,
-    read_table,
-)
+from infer_cli.atomic_files import atomic_output
+from infer_cli.batch_io import detect_format, open_table, read_table
 from infer_cli.csv_blocks import RecordBlocks
 from infer_cli.errors import DataError, UsageError
+from infer_cli.table_writers import open_writer
 
 # Quoted commas, doubled quotes, a newline inside quotes, a blank line, a CRLF line, a stray
 # quote inside an unquoted field: the line each record starts on is in the first column.
