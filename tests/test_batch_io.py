@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from infer_cli.atomic_files import atomic_output
 from infer_cli.batch_io import detect_format, open_table, read_table
 from infer_cli.csv_blocks import RecordBlocks
 from infer_cli.errors import DataError, UsageError
-from infer_cli.table_writers import open_writer
 
 # Quoted commas, doubled quotes, a newline inside quotes, a blank line, a CRLF line, a stray
 # quote inside an unquoted field: the line each record starts on is in the first column.
@@ -188,82 +182,6 @@ def test_format_comes_from_the_extension_or_the_override(
 def test_unknown_format_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"unknown format 'xml' \(choose from: csv, parquet\)"):
         detect_format("a.csv", "xml", ("csv", "parquet"))
-
-
-SCHEMA = pa.schema([("id", pa.string()), ("score", pa.float64()), ("n", pa.int64())])
-TABLE = pa.table(
-    {"id": ["a", "b,c", None], "score": [0.5, float("nan"), None], "n": [1, None, 3]},
-    schema=SCHEMA,
-)
-
-
-def test_csv_writer_quotes_only_what_needs_it_and_writes_missing_as_empty() -> None:
-    plain = io.BytesIO()
-    writer = open_writer(plain, "csv", SCHEMA)
-    writer.write(TABLE.slice(0, 1))
-    writer.close()
-    assert plain.getvalue() == b"id,score,n\na,0.5,1\n"
-    quoted = io.BytesIO()
-    writer = open_writer(quoted, "csv", SCHEMA)
-    writer.write(TABLE)
-    writer.close()
-    assert quoted.getvalue() == b'id,score,n\na,0.5,1\n"b,c",,\n,,3\n'
-
-
-def test_jsonl_writer_writes_missing_as_null_and_keeps_integers() -> None:
-    handle = io.BytesIO()
-    writer = open_writer(handle, "jsonl", SCHEMA)
-    writer.write(TABLE)
-    writer.close()
-    rows = [json.loads(line) for line in handle.getvalue().decode().splitlines()]
-    assert rows == [
-        {"id": "a", "score": 0.5, "n": 1},
-        {"id": "b,c", "score": None, "n": None},
-        {"id": None, "score": None, "n": 3},
-    ]
-    assert b"NaN" not in handle.getvalue()
-
-
-def test_gzip_and_parquet_writers_round_trip(tmp_path: Path) -> None:
-    for name, fmt in (("out.csv.gz", "csv.gz"), ("out.parquet", "parquet")):
-        with atomic_output(str(tmp_path / name)) as handle:
-            writer = open_writer(handle, fmt, SCHEMA)
-            writer.write(TABLE)
-            writer.close()
-    text = gzip.decompress((tmp_path / "out.csv.gz").read_bytes())
-    assert text == b'id,score,n\na,0.5,1\n"b,c",,\n,,3\n'
-    back = pq.read_table(tmp_path / "out.parquet")
-    assert back["score"].to_pylist() == [0.5, None, None]
-    assert back["id"].to_pylist() == ["a", "b,c", None]
-
-
-def test_atomic_output_keeps_the_previous_file_when_the_block_fails(tmp_path: Path) -> None:
-    target = tmp_path / "out.csv"
-    target.write_text("previous\n")
-    with pytest.raises(RuntimeError), atomic_output(str(target)) as handle:
-        handle.write(b"partial")
-        raise RuntimeError("boom")
-    assert target.read_text() == "previous\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
-
-
-def test_leftover_part_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    target = tmp_path / "out.csv"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                          capture_output=True, text=True)  # fmt: skip
-    with atomic_output(str(target)) as handle:
-        host = next(tmp_path.glob(".out.csv.*.part")).name.split(".")[3]
-        handle.write(b"new\n")
-    stale = tmp_path / f".out.csv.{host}.{dead.stdout.strip()}.abc.part"
-    alive = tmp_path / f".out.csv.{host}.{os.getpid()}.abc.part"
-    other_host = tmp_path / ".out.csv.elsewhere.1.abc.part"
-    for leftover in (stale, alive, other_host):
-        leftover.write_text("x")
-    with atomic_output(str(target)) as handle:
-        handle.write(b"newer\n")
-    assert target.read_text() == "newer\n"
-    assert not stale.exists()
-    assert alive.exists() and other_host.exists()
 
 
 def test_read_table_still_reads_a_whole_csv_for_training(sample_data: Path) -> None:
