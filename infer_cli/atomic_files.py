@@ -42,6 +42,11 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
     target = Path(path)
     if target.is_dir():
         raise DataError(f"{path}: is a directory, not a file")
+    if target.exists() and not target.is_file():
+        # A device or a named pipe (/dev/null, a FIFO) is written to, never replaced.
+        with open(target, "wb") as handle:
+            yield handle
+        return
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise DataError(f"{path}: no such directory '{directory}'")

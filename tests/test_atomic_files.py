@@ -39,3 +39,17 @@ def test_leftover_part_files_of_dead_processes_are_removed(tmp_path: Path) -> No
     assert target.read_text() == "newer\n"
     assert not stale.exists()
     assert alive.exists() and other_host.exists()
+
+
+def test_a_device_is_written_to_and_never_replaced(tmp_path: Path) -> None:
+    with atomic_output(os.devnull) as handle:
+        handle.write(b"discarded\n")
+    assert Path(os.devnull).is_char_device()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen([sys.executable, "-c", f"print(open({str(fifo)!r}).read(), end='')"],
+                              stdout=subprocess.PIPE)  # fmt: skip
+    with atomic_output(str(fifo)) as handle:
+        handle.write(b"through the pipe")
+    assert reader.communicate(timeout=30)[0] == b"through the pipe"
+    assert fifo.is_fifo()
