@@ -195,13 +195,29 @@ def test_prepared_requests_scored_together_match_predict(
 
     model = load_model(trained_models[name])
     rows = pd.read_csv(sample_data / f"{name}_new.csv").head(6)
-    as_columns = {
-        column: [None if pd.isna(value) else value for value in values]
-        for column, values in rows.head(3).to_dict(orient="list").items()
-    }
-    prepared = [model.prepare(columns=as_columns), model.prepare(frame=rows.iloc[3:])]
-    together = model.predict_many(prepared)
-    assert together.values.tolist() == model.predict(rows).values.tolist()
+    proba = model.can_predict_proba
+    expected = model.predict(rows, proba=proba)
+
+    def as_columns(part: pd.DataFrame) -> dict[str, list[object]]:
+        return {
+            column: [None if pd.isna(value) else value for value in values]
+            for column, values in part.to_dict(orient="list").items()
+        }
+
+    by_columns = [
+        model.prepare(columns=as_columns(rows.head(3))),
+        model.prepare(columns=as_columns(rows.iloc[3:])),
+    ]
+    mixed = [model.prepare(columns=as_columns(rows.head(3))), model.prepare(frame=rows.iloc[3:])]
+    # The first call of the columns also checks the array route against the frame route.
+    for prepared in (by_columns, by_columns, mixed):
+        together = model.predict_many(prepared, proba=proba)
+        assert together.values.tolist() == expected.values.tolist()
+        if expected.probabilities is not None:
+            assert np.allclose(together.probabilities, expected.probabilities)
+    if name == "iris":
+        # All-numeric: its ColumnTransformer is skipped over with plain arrays, and kept.
+        assert model._array_route and model._array_route.verified
 
 
 def test_only_plain_numbers_take_the_numeric_fast_lane() -> None:
@@ -217,3 +233,29 @@ def test_only_plain_numbers_take_the_numeric_fast_lane() -> None:
     assert signature.numeric_matrix({"a": [1.5], "n": [2.5]}, 1) is None
     assert signature.numeric_matrix({"a": [1.5]}, 1) is None
     assert Signature((Column("s", "string"),)).numeric_matrix({"s": [1]}, 1) is None
+
+
+def test_an_array_route_that_disagrees_with_the_frame_route_is_dropped(tmp_path: Path) -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from infer_cli.model import Model, ModelCard
+    from infer_cli.signature import Column, Signature
+
+    def arrays_differ(x: object) -> object:
+        return x * -1 if isinstance(x, np.ndarray) else x
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    pipeline = Pipeline(
+        [("odd", FunctionTransformer(arrays_differ)), ("model", LogisticRegression())]
+    ).fit(frame, [0, 0, 1, 1])
+    signature = Signature((Column("a", "float"), Column("b", "float")))
+    card = ModelCard(task="classification", target="y", classes=[0, 1], signature=signature)
+    model = Model(pipeline, card, tmp_path)
+    prepared = model.prepare(columns={"a": [0.0, 3.0], "b": [1.0, 0.0]})
+    for _ in range(2):
+        assert (
+            model.predict_many([prepared]).values.tolist()
+            == pipeline.predict(frame.iloc[[0, 3]]).tolist()
+        )
+    assert model._array_route is False
