@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group, JustifyMethod
 from rich.table import Table
 
 from .timing import Stopwatch, peak_memory_mb
-from .training import TrainResult
+
+if TYPE_CHECKING:
+    from .training import TrainResult
 
 
 def stderr_console(quiet: bool = False) -> Console:
