@@ -248,6 +248,23 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="single: this process. dask: a Dask cluster, -i a glob or directory of files "
+            "(one partition each), -o and --rejects directories of parts with a _SUCCESS marker.",
+        ),
+    ] = "single",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="--engine dask: a running scheduler (tcp://HOST:PORT). "
+            "[default: a local cluster, a worker per core]",
+            show_default=False,
+        ),
+    ] = None,
     trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -255,6 +272,7 @@ def predict(
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
     from .atomic_files import write_json
     from .batch_io import check_delimiter
+    from .dask_engine import DaskScoring, require_dask
     from .errors import UsageError
     from .model import load_model
     from .scoring import BatchScoring, ScoringOptions
@@ -268,6 +286,11 @@ def predict(
     from .timing import Stopwatch
 
     _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
+    _check_choice("--engine", engine, ("single", "dask"), UsageError)
+    if engine == "dask":
+        require_dask()
+    elif scheduler is not None:
+        raise UsageError("--scheduler is for --engine dask")
     if input == "-" and sys.stdin.isatty():
         raise UsageError("no input: give a file with -i, or pipe rows in (cat new.csv | ...)")
     kept = None if keep is None else tuple(n for n in _split_names([keep]) if n != "none")
@@ -286,14 +309,17 @@ def predict(
     paths = {"model": model, "input": input, "output": output, "rejects": rejects}
     console = stderr_console(quiet)
     stopwatch = Stopwatch()
-    job: BatchScoring | None = None
+    job: BatchScoring | DaskScoring | None = None
     try:
         with _sigterm_as_interrupt():
             with stopwatch.phase("model load"):
                 loaded = load_model(model, trust_types=_names(trust_types))
             paths["model"] = str(loaded.path)
             render_notices(console, loaded.notices)
-            job = BatchScoring(loaded, options)
+            if engine == "dask":
+                job = DaskScoring(loaded, options, scheduler)
+            else:
+                job = BatchScoring(loaded, options)
             with predict_progress(console) as progress:
                 report = job.run(progress)
     except BaseException as exc:

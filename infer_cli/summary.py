@@ -174,13 +174,34 @@ def predict_figures(
         },
         "rows_per_second": round(rows_read / wall) if wall > 0 else None,
         "peak_memory_mib": round(peak_memory_mb(), 1),
+        **_cluster_figures(report),
+    }
+
+
+def _cluster_figures(report: Any) -> dict[str, Any]:
+    """The cluster of an `--engine dask` run (a `DaskReport`); nothing for other runs."""
+    if not hasattr(report, "partitions"):
+        return {}
+    return {
+        "engine": "dask",
+        "scheduler": report.scheduler or None,
+        "partitions": report.partitions,
+        "partitions_done": report.partitions_done,
+        "workers": report.workers,
     }
 
 
 def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
     """The table of a finished `predict` run. Read, predict and write overlap in time."""
     times = figures["seconds"]
+    cluster = []
+    if figures.get("engine") == "dask":
+        cluster = [
+            ("partitions", count(figures["partitions"])),
+            ("workers", count(figures["workers"])),
+        ]
     rows = [
+        *cluster,
         ("model load time", seconds(times["model_load"])),
         ("rows read", count(figures["rows_read"])),
         ("rows scored", count(figures["rows_scored"])),
