@@ -398,6 +398,47 @@ def info(
 
 @app.command()
 @reporting_errors
+def evaluate(
+    input: Annotated[str, typer.Option("--input", "-i", help="Labelled rows (- for stdin).")],
+    model: ModelOption = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", help="Column of true labels. [default: the model's target]"),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Binary models: probability of the positive class from which a row is "
+            "predicted positive. [default: 0.5]",
+        ),
+    ] = None,
+    delimiter: Annotated[str, typer.Option("--delimiter", help="CSV field separator.")] = ",",
+    json: JsonOption = False,
+    trust_types: TrustTypesOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Measure a model's quality on a labelled file, streamed as predict streams it."""
+    from .evaluation import evaluate as measure
+    from .evaluation import read_labelled
+    from .model import load_model
+    from .reports import render_evaluation
+    from .summary import render_notices, stderr_console
+
+    console = stderr_console()
+    loaded = load_model(model, trust_types=_names(trust_types))
+    render_notices(console, loaded.notices)
+    chunks = read_labelled(input, loaded, target, delimiter=delimiter)
+    evaluation = measure(loaded, chunks, target=target, threshold=threshold)
+    render_notices(console, evaluation.notices)
+    if json:
+        _print_json(evaluation.to_json())
+    else:
+        render_evaluation(console, evaluation)
+
+
+@app.command()
+@reporting_errors
 def bench(
     model: ModelOption = None,
     input: Annotated[

@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, UsageError
+from .errors import DataError, SchemaError, UsageError
 from .metrics import classification_metrics, regression_metrics
 from .model import Model
 
 SWEEP_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class LabelledChunk:
+    """Rows with their labels, and where they came from, so errors can name a line."""
+
+    frame: pd.DataFrame
+    first_row: int = 0
+    source: str | None = None
+    line_of: Callable[[int], int | None] | None = None
+
+
+def read_labelled(
+    path: str, model: Model, target: str | None, *, delimiter: str = ",", batch_size: int = 65_536
+) -> Iterator[LabelledChunk]:
+    """Stream a labelled file as `predict` reads it: the model's columns and the target."""
+    from .batch_io import open_table
+    from .scoring import model_frame, text_to_objects
+
+    target = _target_of(model, target)
+    with open_table(path, delimiter=delimiter, batch_size=batch_size) as reader:
+        if target not in reader.columns:
+            raise DataError(
+                f"{reader.source}: no target column '{target}' (use --target to name it)"
+            )
+        for chunk in reader:
+            frame = model_frame(model.signature, chunk.table, from_text=reader.text_columns)
+            labels = chunk.table[target]
+            frame[target] = (
+                text_to_objects(labels) if reader.text_columns else labels.to_pandas().to_numpy()
+            )
+            yield LabelledChunk(frame, chunk.first_row, reader.source, chunk.line_of)
 
 
 @dataclass
@@ -22,6 +54,7 @@ class Evaluation:
 
     task: str
     target: str
+    source: str
     rows: int
     unlabelled_rows: int
     metrics: dict[str, Any]
@@ -36,6 +69,7 @@ class Evaluation:
         document: dict[str, Any] = {
             "task": self.task,
             "target": self.target,
+            "source": self.source,
             "rows": self.rows,
             "unlabelled_rows": self.unlabelled_rows,
             "metrics": self.metrics,
@@ -52,15 +86,13 @@ class Evaluation:
 
 def evaluate(
     model: Model,
-    chunks: Iterable[tuple[pd.DataFrame, int]],
+    chunks: Iterable[LabelledChunk],
     *,
     target: str | None = None,
     threshold: float | None = None,
 ) -> Evaluation:
-    """Score every (chunk, first_row) and measure the predictions against the target column."""
-    target = target or model.card.target
-    if not target:
-        raise UsageError("the model does not record its target column: name it with --target")
+    """Score every chunk and measure the predictions against the target column."""
+    target = _target_of(model, target)
     binary = model.is_classifier and len(model.card.classes or []) == 2
     if threshold is not None:
         if not (binary and model.can_predict_proba):
@@ -72,13 +104,20 @@ def evaluate(
     predicted: list[np.ndarray] = []
     probabilities: list[np.ndarray] = []
     unlabelled = 0
+    source = "the data"
     notices: list[str] = []
-    for frame, first_row in chunks:
+    for chunk in chunks:
+        frame = chunk.frame
         if target not in frame.columns:
             raise DataError(f"no target column '{target}' in the data (use --target to name it)")
         labelled = frame[target].notna().to_numpy()
         unlabelled += int((~labelled).sum())
-        scored = model.predict(frame, proba=want_proba, first_row=first_row)
+        source = chunk.source or source
+        try:
+            features = frame.drop(columns=[target])
+            scored = model.predict(features, proba=want_proba, first_row=chunk.first_row)
+        except SchemaError as error:
+            raise _located(error, chunk) from None
         notices.extend(n for n in scored.notices if n not in notices)
         truths.append(_as_labels(frame[target][labelled], model))
         predicted.append(scored.values[labelled])
@@ -92,12 +131,12 @@ def evaluate(
         notices.append(f"skipped {unlabelled} row(s) with no value in '{target}'")
     if not model.is_classifier:
         return Evaluation(
-            "regression", target, len(y_true), unlabelled,
+            "regression", target, source, len(y_true), unlabelled,
             regression_metrics(y_true, y_pred), notices=notices,
         )  # fmt: skip
     classes = list(model.card.classes or [])
     evaluation = Evaluation(
-        "classification", target, len(y_true), unlabelled,
+        "classification", target, source, len(y_true), unlabelled,
         classification_metrics(y_true, y_pred, labels=classes), notices=notices,
     )  # fmt: skip
     if probabilities:
@@ -106,6 +145,23 @@ def evaluate(
         if binary:
             _add_threshold_view(evaluation, y_true, proba, classes, threshold)
     return evaluation
+
+
+def _target_of(model: Model, target: str | None) -> str:
+    if target:
+        return target
+    if not model.card.target:
+        raise UsageError("the model does not record its target column: name it with --target")
+    return model.card.target
+
+
+def _located(error: SchemaError, chunk: LabelledChunk) -> SchemaError:
+    line = None
+    if chunk.line_of is not None and error.row is not None:
+        line = chunk.line_of(error.row - chunk.first_row)
+    return SchemaError(
+        error.reason, column=error.column, row=error.row, source=chunk.source, line=line
+    )
 
 
 def _as_labels(target: pd.Series, model: Model) -> np.ndarray:

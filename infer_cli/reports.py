@@ -6,6 +6,7 @@ Each report has a rich rendering for people (on stderr) and a JSON form for mach
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from rich import box
@@ -132,7 +133,9 @@ def _size(size: int) -> str:
 
 def render_evaluation(console: Console, evaluation: Evaluation) -> None:
     """Quality tables, ROC AUC, and for a binary model what the threshold does."""
-    parts: list[Any] = metric_tables(evaluation.metrics, evaluation.task)
+    parts: list[Any] = metric_tables(
+        evaluation.metrics, evaluation.task, f"Metrics on {os.path.basename(evaluation.source)}"
+    )
     if evaluation.task == "classification":
         auc = "-" if evaluation.roc_auc is None else f"{evaluation.roc_auc:.4f}"
         parts.append(key_value_table("Ranking", [("ROC AUC", auc)]))

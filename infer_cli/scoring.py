@@ -29,7 +29,7 @@ from .batch_io import (
 )
 from .errors import DataError, SchemaError, UsageError
 from .model import Model, Predictions
-from .signature import NUMERIC_TYPES
+from .signature import NUMERIC_TYPES, Signature
 from .stages import run_stages
 from .table_writers import TableWriter, open_writer
 
@@ -277,26 +277,8 @@ class BatchScoring:
         return _Scored(rows_read, output, self._rejects(chunk, refused))
 
     def _features(self, table: pa.Table) -> pd.DataFrame:
-        """The columns the model reads, as pandas; numbers from CSV text parsed by pyarrow."""
         assert self._reader is not None
-        signature = self.model.signature
-        if signature.positional:
-            names = list(table.column_names[: len(signature.inputs)])
-            types = dict.fromkeys(names, "any")
-        else:
-            types = {c.name: c.dtype for c in signature.inputs if c.name in table.column_names}
-        columns: dict[str, Any] = {}
-        for name, kind in types.items():
-            column = table[name]
-            if not self._reader.text_columns:
-                columns[name] = column.to_pandas()
-            elif kind in (*NUMERIC_TYPES, "any"):
-                # "any" (a bare estimator's columns): numbers when they all read as numbers,
-                # as pandas' read_csv would have given the estimator in training.
-                columns[name] = _text_to_numbers(column)
-            else:
-                columns[name] = _text_to_objects(column)
-        return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+        return model_frame(self.model.signature, table, from_text=self._reader.text_columns)
 
     def _refused_rows(
         self, frame: pd.DataFrame, error: DataError
@@ -402,6 +384,27 @@ class BatchScoring:
         return pa.concat_tables(parts)
 
 
+def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd.DataFrame:
+    """The columns the model reads, as pandas; numbers from CSV text parsed by pyarrow."""
+    if signature.positional:
+        names = list(table.column_names[: len(signature.inputs)])
+        types = dict.fromkeys(names, "any")
+    else:
+        types = {c.name: c.dtype for c in signature.inputs if c.name in table.column_names}
+    columns: dict[str, Any] = {}
+    for name, kind in types.items():
+        column = table[name]
+        if not from_text:
+            columns[name] = column.to_pandas()
+        elif kind in (*NUMERIC_TYPES, "any"):
+            # "any" (a bare estimator's columns): numbers when they all read as numbers,
+            # as pandas' read_csv would have given the estimator in training.
+            columns[name] = _text_to_numbers(column)
+        else:
+            columns[name] = text_to_objects(column)
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
 def _delimiter_hint(reader: TableReader) -> str:
     """A hint for the usual cause of a one-column header: another field separator."""
     if reader.text_columns and len(reader.columns) == 1:
@@ -429,7 +432,8 @@ def _text_to_numbers(column: pa.ChunkedArray) -> Any:
         return cleaned.to_numpy(zero_copy_only=False)
 
 
-def _text_to_objects(column: pa.ChunkedArray) -> Any:
+def text_to_objects(column: pa.ChunkedArray) -> Any:
+    """Text values with the missing-value spellings read_csv knows turned into None."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -79,12 +79,12 @@ def render_train_report(
     console.print(f"[green]saved[/] {saved_to}  (sha256 {result.card.sha256[:12]})")
 
 
-def metric_tables(metrics: dict[str, Any], task: str) -> list[Table]:
+def metric_tables(metrics: dict[str, Any], task: str, heading: str = "Test metrics") -> list[Table]:
     """Quality tables: per-class and confusion matrix for classification, errors for regression."""
     if task != "classification":
         return [
             key_value_table(
-                f"Test metrics ({count(metrics['rows'])} rows)",
+                f"{heading} ({count(metrics['rows'])} rows)",
                 [
                     ("MAE", number(metrics["mae"])),
                     ("RMSE", number(metrics["rmse"])),
@@ -93,7 +93,7 @@ def metric_tables(metrics: dict[str, Any], task: str) -> list[Table]:
             )
         ]
     quality = Table(
-        title=f"Test metrics ({count(metrics['rows'])} rows): accuracy {metrics['accuracy']:.4f}",
+        title=f"{heading} ({count(metrics['rows'])} rows): accuracy {metrics['accuracy']:.4f}",
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,12 +20,12 @@ from sklearn.metrics import (
 )
 
 from infer_cli.errors import DataError, UsageError
-from infer_cli.evaluation import evaluate
+from infer_cli.evaluation import LabelledChunk, evaluate
 from infer_cli.model import load_model
 
 
-def chunks(frame: pd.DataFrame, size: int) -> list[tuple[pd.DataFrame, int]]:
-    return [(frame.iloc[i : i + size], i) for i in range(0, len(frame), size)]
+def chunks(frame: pd.DataFrame, size: int) -> list[LabelledChunk]:
+    return [LabelledChunk(frame.iloc[i : i + size], i) for i in range(0, len(frame), size)]
 
 
 def test_classification_metrics_match_sklearn_across_chunks(
@@ -112,3 +114,65 @@ def test_missing_target_column_is_a_data_error(
     table = pd.read_csv(sample_data / "iris_new.csv")
     with pytest.raises(DataError, match="no target column 'species'"):
         evaluate(model, chunks(table, 50))
+
+
+def test_evaluate_command_matches_sklearn_on_the_predictions_predict_writes(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    scored = tmp_path / "scored.csv"
+    predicted = cli(
+        "predict", "-m", trained_models["reviews"], "-i", sample_data / "reviews.csv",
+        "-o", scored, "--proba", "--quiet",
+    )  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    result = cli(
+        "evaluate", "-m", trained_models["reviews"], "-i", sample_data / "reviews.csv", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = pd.read_csv(scored)
+    truth, labels = rows["sentiment"], rows["prediction"]
+    assert report["rows"] == len(rows)
+    assert report["metrics"]["accuracy"] == pytest.approx(accuracy_score(truth, labels))
+    assert report["metrics"]["macro"]["precision"] == pytest.approx(
+        precision_score(truth, labels, average="macro")
+    )
+    assert report["roc_auc"] == pytest.approx(
+        roc_auc_score(truth == "positive", rows["proba_positive"]), abs=1e-6
+    )
+    assert report["threshold"] == 0.5
+
+
+def test_evaluate_report_shows_the_threshold_trade_off(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path
+) -> None:
+    result = cli(
+        "evaluate", "-m", trained_models["churn"], "-i", sample_data / "churn.csv",
+        "--threshold", "0.3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for text in ("Metrics on churn.csv", "ROC AUC", "Decision threshold on P(yes)", "in use: 0.3"):
+        assert text in result.stderr
+    assert "ignoring" not in result.stderr
+
+
+def test_evaluate_names_the_line_of_a_bad_value(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    lines = (sample_data / "iris.csv").read_text().splitlines(keepends=True)
+    lines[41] = lines[41].replace(lines[41].split(",")[1], "wide", 1)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("".join(lines))
+    result = cli("evaluate", "-m", trained_models["iris"], "-i", broken)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"infer-cli: error: {broken}, line 42, column 'sepal_width': 'wide' is not a number"
+    )
+
+
+def test_evaluate_without_the_target_column_is_a_data_error(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path
+) -> None:
+    result = cli("evaluate", "-m", trained_models["iris"], "-i", sample_data / "iris_new.csv")
+    assert result.exit_code == 3
+    assert "no target column 'species'" in result.stderr
