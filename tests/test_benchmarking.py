@@ -109,3 +109,35 @@ def test_bench_with_a_bad_url_is_a_usage_error(cli: Any, trained_models: dict[st
     result = cli("bench", "-m", trained_models["iris"], "--url", "ftp://x", "--seconds", "0.1")
     assert result.exit_code == 2
     assert "--url must be an http:// address" in result.stderr
+
+
+def test_bench_load_tests_a_real_server_and_counts_its_requests(
+    cli: Any, trained_models: dict[str, Path]
+) -> None:
+    from infer_cli.model import load_model
+    from infer_cli.server import App, ServeOptions, make_server
+
+    app = App(ServeOptions(access_log=False))
+    app.model = load_model(trained_models["churn"])
+    server = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = cli(
+            "bench", "-m", trained_models["churn"], "--max-batch", "10", "--seconds", "0.3",
+            "--url", f"http://127.0.0.1:{server.server_address[1]}", "--concurrency", "1,4",
+            "--json",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [point["concurrency"] for point in report["server"]] == [1, 4]
+    for point in report["server"]:
+        assert point["errors"] == 0, point["first_error"]
+        assert point["requests"] > 0
+        assert point["requests_per_second"] > 0
+        assert 0 < point["latency"]["p50"] <= point["latency"]["p99"]
+    served = sum(point["requests"] for point in report["server"])
+    # Requests cut off by the end of a measurement are served but not counted by bench.
+    assert app.stats.requests >= served
