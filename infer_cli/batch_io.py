@@ -11,6 +11,7 @@ import csv
 import gzip
 import os
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -201,7 +202,7 @@ class _CsvReader(TableReader):
             self._blocks = RecordBlocks(
                 stream, source=source, delimiter=delimiter, block_size=FIRST_BLOCK_BYTES
             )
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{source}: cannot read ({exc})") from exc
         self.columns = _header_names(self._blocks.header, delimiter, source)
         self.schema = pa.schema([(name, pa.string()) for name in self.columns])
@@ -231,7 +232,7 @@ class _CsvReader(TableReader):
                     self._blocks.block_size = min(max(wanted, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
                 yield from self._slices(table, first_row, malformed, block, records)
                 first_row += table.num_rows + len(malformed)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{self.source}: cannot read ({exc})") from exc
 
     def _slices(

@@ -192,3 +192,13 @@ def test_read_table_still_reads_a_whole_csv_for_training(sample_data: Path) -> N
 def _write(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not gzip at all", gzip.compress(TRICKY)[:40], gzip.compress(TRICKY)[:20] + b"\0" * 30],
+)
+def test_a_broken_gzip_file_is_a_data_error(tmp_path: Path, content: bytes) -> None:
+    path = _write(tmp_path / "broken.csv.gz", content)
+    with pytest.raises(DataError, match=r"broken.csv.gz: cannot read"):
+        read_all(path)
