@@ -222,7 +222,7 @@ class DaskScoring:
             if self.scheduler is None:
                 with (
                     LocalCluster(
-                        n_workers=os.cpu_count() or 1,
+                        n_workers=_cores(),
                         threads_per_worker=1,
                         dashboard_address=None,
                         silence_logs=logging.CRITICAL,
@@ -263,6 +263,13 @@ class DaskScoring:
 
 def _part_name(index: int, kind: str) -> str:
     return f"part-{index:05d}.{PART_EXTENSIONS[kind]}"
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _umask() -> int:
