@@ -186,8 +186,8 @@ class BatchScoring:
                 raise UsageError("--rejects and --output must be different files")
 
     def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, pd.DataFrame]]:
-        """Chunks with the columns the model reads, made on the reading thread: parsing
-        numbers is pyarrow's work, and the predicting thread is the busiest."""
+        """Chunks with the columns the model reads, made on the reading thread, so that the
+        predicting thread only predicts (pyarrow parses the numbers without the GIL)."""
         chunks = iter(reader)
         while True:
             began = time.perf_counter()
