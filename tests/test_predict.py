@@ -431,3 +431,16 @@ def test_a_bare_estimator_fitted_on_arrays_reads_csv_numbers(cli: Any, tmp_path:
     source.write_text("u,v\n0.2,1\n2.8,0\n")
     ok(cli("predict", "-m", tmp_path / "bare.pkl", "-i", source, "-o", tmp_path / "o.csv"))
     assert (tmp_path / "o.csv").read_text() == "u,v,prediction\n0.2,1,0\n2.8,0,1\n"
+
+
+def test_csv_to_parquet_writes_model_numbers_as_numbers_and_other_columns_as_text(
+    cli: Any, trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id," + ",".join(IRIS_COLUMNS) + "\n00123,5.1,3.5,,0.2\n")
+    ok(cli("predict", "-m", trained_models["iris"], "-i", source, "-o", tmp_path / "o.parquet"))
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert str(table.schema.field("id").type) == "string"
+    assert str(table.schema.field("sepal_length").type) == "double"
+    assert table.to_pylist()[0]["id"] == "00123"
+    assert table.to_pylist()[0]["petal_length"] is None
