@@ -53,7 +53,9 @@ from mlflow.models import infer_signature
 pipeline = joblib.load(sys.argv[1])
 example = pd.read_json(sys.argv[2], orient="split")
 signature = infer_signature(example, pipeline.predict(example))
-mlflow.sklearn.save_model(pipeline, sys.argv[3], signature=signature)
+mlflow.sklearn.save_model(
+    pipeline, sys.argv[3], signature=signature, serialization_format="cloudpickle"
+)
 """
 
 

@@ -388,8 +388,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = f"infer-cli/{__version__}"
-    error_content_type = JSON
-    error_message_format = '{"error_code":"BAD_REQUEST","message":"%(message)s"}'
     server: PredictionServer
 
     def setup(self) -> None:
@@ -529,12 +527,23 @@ class _Handler(BaseHTTPRequestHandler):
             head.append("Connection: close\r\n")
         head.append("\r\n")
         payload = "".join(head).encode("latin-1")
-        if self.command != "HEAD":
+        if getattr(self, "command", None) != "HEAD":
             payload += reply.body
         try:
             self.wfile.write(payload)
         except OSError:
             self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request http.server cannot parse: the same JSON error body, and the connection
+        closed, since where the next request would start is unknown."""
+        self.close_connection = True
+        status = HTTPStatus(code)
+        self._send(
+            Reply(status.value, protocol.encode_error("BAD_REQUEST", message or status.phrase))
+        )
+        if self.server.app.options.access_log:
+            log(f"{self.client_address[0]} - rejected: {status.value} {message or status.phrase}")
 
     def log_message(self, format: str, *args: Any) -> None:
         # Malformed requests rejected by http.server itself; answered ones have the access log.

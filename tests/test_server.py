@@ -300,6 +300,18 @@ def test_length_required_and_payload_too_large(serve: Server, numeric_model: Pat
     assert "at most 100" in _error(body)["message"]
 
 
+def test_a_request_http_cannot_parse_gets_the_json_error_and_a_closed_connection(
+    serve: Server, numeric_model: Path
+) -> None:
+    _, port = serve(load_model(numeric_model))
+    answer = raw_exchange(port, b'GET "/ping" "HTTP/1.1" extra\r\n\r\n')
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head
+    assert _error(body)["error_code"] == "BAD_REQUEST"
+    answer = raw_exchange(port, b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
 def test_not_ready_until_a_model_is_loaded(serve: Server, numeric_model: Path) -> None:
     app, port = serve(None)
     for path in ("/ping", "/health"):
