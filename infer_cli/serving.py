@@ -177,7 +177,8 @@ def _serve_workers(
     for signum in SIGNALS:
         signal.signal(signum, forward)
     for number in range(config.workers):
-        children[_fork_worker(server, config, model, reports)] = number
+        if not stopping.is_set():
+            _fork_worker(server, config, model, reports, children, number)
     while children:
         try:
             pid, status = os.wait()
@@ -188,7 +189,7 @@ def _serve_workers(
         number = children.pop(pid, -1)
         if number >= 0 and not stopping.is_set():
             log(f"worker {number} (pid {pid}) exited ({_exit_reason(status)}); starting another")
-            children[_fork_worker(server, config, model, reports, replacement=True)] = number
+            _fork_worker(server, config, model, reports, children, number, replacement=True)
     stats = ServeStats()
     for report in reports.glob("*.json"):
         stats.merge(json.loads(report.read_text()))
@@ -202,15 +203,20 @@ def _fork_worker(
     config: ServeConfig,
     model: Model,
     reports: Path,
+    children: dict[int, int],
+    number: int,
     replacement: bool = False,
-) -> int:
-    # Signals wait until the child has its own handlers (it unblocks them in _serve_one).
+) -> None:
+    """Fork worker `number`, recorded in `children` before a signal can be forwarded."""
+    # Signals wait until the child has its own handlers (it unblocks them in _serve_one)
+    # and, here, until the child is in `children`, so a SIGTERM reaches it too.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     parent = os.getpid()
     pid = os.fork()
     if pid:
+        children[pid] = number
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-        return pid
+        return
     status = 0
     try:
         server.app = App(config.options)
