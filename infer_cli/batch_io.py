@@ -13,6 +13,7 @@ import os
 import sys
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -167,14 +168,21 @@ def open_table(
 def _open_binary(path: str) -> IO[bytes]:
     if path == STDIO:
         return sys.stdin.buffer
-    try:
+    with _file_errors(path):
         return open(path, "rb")
+
+
+@contextmanager
+def _file_errors(name: str) -> Iterator[None]:
+    """A file that cannot be opened, as the data error a user sees."""
+    try:
+        yield
     except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file") from exc
+        raise DataError(f"{name}: no such file") from exc
     except IsADirectoryError as exc:
-        raise DataError(f"{path}: is a directory, not a file") from exc
+        raise DataError(f"{name}: is a directory, not a file") from exc
     except PermissionError as exc:
-        raise DataError(f"{path}: permission denied") from exc
+        raise DataError(f"{name}: permission denied") from exc
 
 
 class _CsvReader(TableReader):
@@ -375,11 +383,8 @@ class _ParquetReader(TableReader):
         self.source = path
         self._batch_size = batch_size
         try:
-            self._file = pq.ParquetFile(path)
-        except FileNotFoundError as exc:
-            raise DataError(f"{path}: no such file") from exc
-        except IsADirectoryError as exc:
-            raise DataError(f"{path}: is a directory, not a file") from exc
+            with _file_errors(path):
+                self._file = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
         self.schema = self._file.schema_arrow
@@ -414,13 +419,8 @@ def read_table(path: str) -> pd.DataFrame:
         return _read_parquet(path)
     source: str | IO[bytes] = sys.stdin.buffer if path == STDIO else path
     try:
-        frame = pd.read_csv(source, encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise DataError(f"{name}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise DataError(f"{name}: is a directory, not a file") from exc
-    except PermissionError as exc:
-        raise DataError(f"{name}: permission denied") from exc
+        with _file_errors(name):
+            frame = pd.read_csv(source, encoding="utf-8-sig")
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{name}: the file is empty (expected a header row)") from exc
     except pd.errors.ParserError as exc:
@@ -436,9 +436,8 @@ def _read_parquet(path: str) -> pd.DataFrame:
     import pyarrow as pa
 
     try:
-        return pd.read_parquet(path)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file") from exc
+        with _file_errors(path):
+            return pd.read_parquet(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
 
