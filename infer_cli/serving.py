@@ -158,9 +158,6 @@ def _serve_workers(
     """Load once, fork `config.workers` processes that accept on the shared socket, wait."""
     from .model import load_model
 
-    model = load_model(config.model_path)
-    on_ready(model)
-    reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
     stopping = threading.Event()
     children: dict[int, int] = {}
 
@@ -176,6 +173,9 @@ def _serve_workers(
 
     for signum in SIGNALS:
         signal.signal(signum, forward)
+    model = load_model(config.model_path)
+    on_ready(model)
+    reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
     for number in range(config.workers):
         if not stopping.is_set():
             _fork_worker(server, config, model, reports, children, number)

@@ -602,3 +602,13 @@ def test_workers_share_the_socket_and_sighup_reloads(
     served = re.search(r"requests\s+([\d,]+)", stderr)
     assert served and int(served.group(1).replace(",", "")) >= 6, stderr
     assert stderr.count("reloaded") == 2, "each worker reloads once"
+
+
+def test_sigterm_during_worker_start_stops_every_worker(numeric_model: Path) -> None:
+    # The banner is printed before the workers are forked: a SIGTERM sent at once lands
+    # while they start, and must still reach each of them.
+    process, _ = _start_serving("-m", numeric_model, "--workers", "3")
+    process.send_signal(signal.SIGTERM)
+    code, stderr = _finish(process)
+    assert code == 0, stderr
+    assert "Server stopped" in stderr
