@@ -64,9 +64,9 @@ def check_delimiter(delimiter: str) -> str:
     """A one-character field separator; `\\t` and `tab` name the tab."""
     if delimiter in ("\\t", "tab"):
         return "\t"
-    if len(delimiter) != 1 or delimiter in '"\r\n':
+    if len(delimiter.encode()) != 1 or delimiter in '"\r\n':
         raise UsageError(
-            f"--delimiter must be one character other than a quote (got {delimiter!r})"
+            f"--delimiter must be one ASCII character other than a quote (got {delimiter!r})"
         )
     return delimiter
 

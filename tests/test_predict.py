@@ -132,7 +132,8 @@ def test_keep_picks_columns_and_none_writes_predictions_only(
         (["--on-bad-rows", "maybe"], 2, "--on-bad-rows must be one of: fail, skip"),
         (["--on-bad-rows", "skip"], 2, "--on-bad-rows skip needs --rejects FILE"),
         (["--output-format", "xml"], 2, "unknown format 'xml'"),
-        (["--delimiter", "ab"], 2, "--delimiter must be one character"),
+        (["--delimiter", "ab"], 2, "--delimiter must be one ASCII character"),
+        (["--delimiter", "§"], 2, "--delimiter must be one ASCII character"),
         (["--batch-size", "0"], 2, "--batch-size must be at least 1"),
         (["-i", "{tmp}/missing.csv"], 3, "{tmp}/missing.csv: no such file"),
         (["-i", "{tmp}/empty.csv"], 3, "empty.csv: the file is empty (expected a header row)"),
@@ -444,3 +445,14 @@ def test_csv_to_parquet_writes_model_numbers_as_numbers_and_other_columns_as_tex
     assert str(table.schema.field("sepal_length").type) == "double"
     assert table.to_pylist()[0]["id"] == "00123"
     assert table.to_pylist()[0]["petal_length"] is None
+
+
+def test_a_failure_midway_through_a_pipe_still_exits_non_zero(
+    trained_models: dict[str, Path], large_with_one_bad_row: tuple[Path, int]
+) -> None:
+    source, line = large_with_one_bad_row
+    result = run_infer_cli("predict", "-m", trained_models["iris"], "--batch-size", "5000",
+                           input=source.read_bytes())  # fmt: skip
+    assert result.returncode == 3
+    assert f"<stdin>, line {line}, column 'sepal_length'" in result.stderr.decode()
+    assert 0 < result.stdout.count(b"\n") < 60_000
