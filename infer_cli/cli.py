@@ -38,8 +38,9 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Model directory, or a bare .joblib/.pkl file. [default: $INFER_CLI_MODEL or ./model]",
-        show_default=False,
+        # Square brackets in help text are rich markup: the default goes in show_default.
+        help="Model directory, or a bare .joblib/.pkl file.",
+        show_default="$INFER_CLI_MODEL or ./model",
     ),
 ]
 TrustTypesOption = Annotated[
@@ -199,17 +200,16 @@ def predict(
         str | None,
         typer.Option(
             "--keep",
-            help="Input columns to write beside the predictions (comma-separated), or none. "
-            "[default: all]",
-            show_default=False,
+            help="Input columns to write beside the predictions (comma-separated), or none.",
+            show_default="all",
         ),
     ] = None,
     input_format: Annotated[
         str | None,
         typer.Option(
             "--input-format",
-            help="csv, csv.gz or parquet. [default: from the extension, else csv]",
-            show_default=False,
+            help="csv, csv.gz or parquet.",
+            show_default="from the extension, else csv",
         ),
     ] = None,
     output_format: Annotated[
@@ -217,8 +217,8 @@ def predict(
         typer.Option(
             "--output-format",
             help="csv, csv.gz, parquet, jsonl, or mlflow-json (the predictions document "
-            "`mlflow models predict` writes). [default: from the extension, else csv]",
-            show_default=False,
+            "`mlflow models predict` writes).",
+            show_default="from the extension, else csv",
         ),
     ] = None,
     delimiter: Annotated[
