@@ -103,7 +103,7 @@ class RecordBlocks:
         buffer = self._read(64 * 1024)
         buffer = buffer.removeprefix(BOM)
         while True:
-            end = _first_record_end(buffer)
+            end = _first_record_end(buffer, self.delimiter)
             if end >= 0 or self._eof:
                 break
             if len(buffer) > MAX_RECORD_BYTES:
@@ -157,9 +157,11 @@ def _only_line_ends(data: bytes) -> bool:
     return data[:1] in (b"", b"\n", b"\r") and not data.strip(b"\r\n")
 
 
-def _first_record_end(data: bytes) -> int:
+def _first_record_end(data: bytes, delimiter: str) -> int:
     """Index just past the first record's terminating newline, or -1 if it is not complete."""
     position = data.find(NEWLINE)
+    if position >= 0 and _has_stray_quotes(data[:position], delimiter):
+        return position + 1
     while position >= 0:
         if data.count(QUOTE, 0, position) % 2 == 0:
             return position + 1

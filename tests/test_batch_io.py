@@ -202,3 +202,13 @@ def test_a_broken_gzip_file_is_a_data_error(tmp_path: Path, content: bytes) -> N
     path = _write(tmp_path / "broken.csv.gz", content)
     with pytest.raises(DataError, match=r"broken.csv.gz: cannot read"):
         read_all(path)
+
+
+def test_a_stray_quote_in_the_header_is_a_plain_character(tmp_path: Path) -> None:
+    path = _write(tmp_path / "inches.csv", b'id,size"in\n1,5\n2,6\n')
+    with open_table(str(path)) as reader:
+        assert reader.columns == ["id", 'size"in']
+        assert [row for chunk in reader for row in chunk.table.to_pylist()] == [
+            {"id": "1", 'size"in': "5"},
+            {"id": "2", 'size"in': "6"},
+        ]
