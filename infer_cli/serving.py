@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .model import Model
 
 RELOAD_POLL_SECONDS = 1.0
+POLL_SECONDS = 0.1
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 DRAIN_GRACE_SECONDS = 0.05
 
@@ -100,11 +101,8 @@ def _serve_one(
     the server started; a worker stops by itself if its `parent` process goes away.
     """
     app = server.app
-    stop = threading.Event()
-    reload_now = threading.Event()
-    if reload_first:
-        reload_now.set()
-    _on_signals(stop, reload_now)
+    asked = Asked(reload=reload_first)
+    _on_signals(asked)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     app.model = model
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
@@ -121,14 +119,13 @@ def _serve_one(
         app.model = model
     if on_ready:
         on_ready(model)
-    watcher = threading.Thread(
-        target=_watch, args=(app, config, stop, reload_now), name="reload", daemon=True
-    )
+    watcher = threading.Thread(target=_watch, args=(app, config, asked), name="reload", daemon=True)
     watcher.start()
-    while not stop.wait(0.5):
+    while not asked.stop:
+        time.sleep(POLL_SECONDS)
         if parent is not None and os.getppid() != parent:
             log(f"worker {os.getpid()}: the main process is gone; stopping")
-            stop.set()
+            asked.stop = True
     _drain(server, config)
     return app.stats
 
@@ -146,10 +143,25 @@ def _drain(server: PredictionServer, config: ServeConfig) -> None:
     ACCESS_LOG.flush()
 
 
-def _on_signals(stop: threading.Event, reload_now: threading.Event) -> None:
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload_now.set())
+@dataclass
+class Asked:
+    """What signals have asked for. Plain flags, polled: a signal handler runs on the main
+    thread between two bytecodes, possibly inside a lock it would then wait for forever."""
+
+    stop: bool = False
+    reload: bool = False
+
+
+def _on_signals(asked: Asked) -> None:
+    def stop(*_: Any) -> None:
+        asked.stop = True
+
+    def reload(*_: Any) -> None:
+        asked.reload = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
 
 
 def _serve_workers(
@@ -158,12 +170,12 @@ def _serve_workers(
     """Load once, fork `config.workers` processes that accept on the shared socket, wait."""
     from .model import load_model
 
-    stopping = threading.Event()
+    stopping = Asked()
     children: dict[int, int] = {}
 
     def forward(signum: int, _frame: Any) -> None:
         if signum != signal.SIGHUP:
-            stopping.set()
+            stopping.stop = True
             # The workers close their copies as they drain; once this one is closed too,
             # new connections are refused instead of waiting in a backlog nobody reads.
             server.socket.close()
@@ -177,7 +189,7 @@ def _serve_workers(
     on_ready(model)
     reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
     for number in range(config.workers):
-        if not stopping.is_set():
+        if not stopping.stop:
             _fork_worker(server, config, model, reports, children, number)
     while children:
         try:
@@ -187,7 +199,7 @@ def _serve_workers(
         except InterruptedError:
             continue
         number = children.pop(pid, -1)
-        if number >= 0 and not stopping.is_set():
+        if number >= 0 and not stopping.stop:
             log(f"worker {number} (pid {pid}) exited ({_exit_reason(status)}); starting another")
             _fork_worker(server, config, model, reports, children, number, replacement=True)
     stats = ServeStats()
@@ -235,22 +247,21 @@ def _exit_reason(status: int) -> str:
     return f"status {os.WEXITSTATUS(status)}"
 
 
-def _watch(
-    app: App, config: ServeConfig, stop: threading.Event, reload_now: threading.Event
-) -> None:
+def _watch(app: App, config: ServeConfig, asked: Asked) -> None:
     """Reload on SIGHUP, and with `--reload` whenever the model on disk changes."""
     stamp = _stamp(config.model_path)
-    while not stop.is_set():
-        asked = reload_now.wait(RELOAD_POLL_SECONDS)
-        reload_now.clear()
-        if stop.is_set():
-            return
-        if config.reload and not asked:
+    looked = time.monotonic()
+    while not asked.stop:
+        time.sleep(POLL_SECONDS)
+        if asked.reload:
+            asked.reload = False
+            reload_model(app, config.model_path)
+        elif config.reload and time.monotonic() - looked >= RELOAD_POLL_SECONDS:
+            looked = time.monotonic()
             current = _stamp(config.model_path)
-            if current == stamp or current is None:
-                continue
-            stamp = current
-        reload_model(app, config.model_path)
+            if current is not None and current != stamp:
+                stamp = current
+                reload_model(app, config.model_path)
 
 
 def reload_model(app: App, path: Path) -> bool:

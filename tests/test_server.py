@@ -459,14 +459,14 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_when_broken(
 def test_reload_flag_picks_up_a_model_saved_over_the_served_one(
     model_copy: Callable[[str], Path], trained_models: dict[str, Path]
 ) -> None:
-    from infer_cli.serving import ServeConfig, _watch
+    from infer_cli.serving import Asked, ServeConfig, _watch
 
     path = model_copy("iris")
     app = App(ServeOptions(access_log=False))
     app.model = load_model(path)
-    stop, asked = threading.Event(), threading.Event()
+    asked = Asked()
     watcher = threading.Thread(
-        target=_watch, args=(app, ServeConfig(path, reload=True), stop, asked), daemon=True
+        target=_watch, args=(app, ServeConfig(path, reload=True), asked), daemon=True
     )
     watcher.start()
     time.sleep(0.5)
@@ -476,8 +476,7 @@ def test_reload_flag_picks_up_a_model_saved_over_the_served_one(
     deadline = time.monotonic() + 20
     while app.model.card.sha256 != new_sha and time.monotonic() < deadline:
         time.sleep(0.05)
-    stop.set()
-    asked.set()
+    asked.stop = True
     watcher.join(10)
     assert app.model.card.sha256 == new_sha
     assert app.stats.reloads["ok"] == 1
