@@ -169,6 +169,42 @@ def encode_infer_response(
     return _dump(document)
 
 
+def model_metadata(
+    name: str,
+    version: str,
+    inputs: Sequence[tuple[str, str]],
+    classes: Sequence[Any] | None,
+    gives_proba: bool,
+) -> dict[str, Any]:
+    """V2 model metadata: each input column as a 1-D tensor, and the outputs.
+
+    `inputs` are (name, signature type) pairs; `classes` are a classifier's labels, None
+    for a regressor.
+    """
+    datatypes = {"float": "FP64", "integer": "INT64", "boolean": "BOOL"}
+    if classes is None:
+        predicted = "FP64"
+    elif all(isinstance(label, int) and not isinstance(label, bool) for label in classes):
+        predicted = "INT64"
+    else:
+        predicted = "BYTES"
+    outputs = [{"name": "predict", "datatype": predicted, "shape": [-1]}]
+    if gives_proba:
+        outputs.append(
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes or [])]}
+        )
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": "scikit-learn",
+        "inputs": [
+            {"name": column, "datatype": datatypes.get(kind, "BYTES"), "shape": [-1]}
+            for column, kind in inputs
+        ],
+        "outputs": outputs,
+    }
+
+
 def encode_json(document: Any) -> bytes:
     """Any JSON-able document as a compact UTF-8 body."""
     return _dump(document)

@@ -8,14 +8,12 @@ and the Open Inference Protocol V2 (`/v2/...`); `GET /metrics` is Prometheus tex
 from __future__ import annotations
 
 import _thread
-import email.utils
 import socket
 import socketserver
 import sys
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from .errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
+from .serve_log import ACCESS_LOG, http_date, log, time_of_day
 from .serve_stats import ServeStats
 
 if TYPE_CHECKING:
@@ -280,20 +279,13 @@ def model_version(model: Model) -> str:
 
 def model_metadata(model: Model) -> dict[str, Any]:
     """V2 model metadata: the input columns as tensors, and the outputs."""
-    datatypes = {"float": "FP64", "integer": "INT64"}
-    outputs = [{"name": "predict", "datatype": "BYTES" if model.is_classifier else "FP64"}]
-    if model.can_predict_proba:
-        outputs.append({"name": "predict_proba", "datatype": "FP64"})
-    return {
-        "name": model_name(model),
-        "versions": [model_version(model)],
-        "platform": "scikit-learn",
-        "inputs": [
-            {"name": column.name, "datatype": datatypes.get(column.dtype, "BYTES"), "shape": [-1]}
-            for column in model.signature.inputs
-        ],
-        "outputs": [{**output, "shape": [-1]} for output in outputs],
-    }
+    return protocol.model_metadata(
+        model_name(model),
+        model_version(model),
+        [(column.name, column.dtype) for column in model.signature.inputs],
+        model.card.classes if model.is_classifier else None,
+        model.can_predict_proba,
+    )
 
 
 def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
@@ -316,60 +308,6 @@ def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
 
 def _where(request: Request | None) -> str:
     return f" ({request.method} {request.path})" if request else ""
-
-
-def log(line: str) -> None:
-    """The server's log: stderr, one write per line, after any access lines still held."""
-    ACCESS_LOG.flush()
-    _write(line + "\n")
-
-
-def _write(text: str) -> None:
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-class AccessLog:
-    """Access-log lines, written by a background thread a few times a second.
-
-    A write per request would be a system call per request, each one a chance for another
-    thread to take the interpreter lock; under load that costs more than the line is worth.
-    """
-
-    INTERVAL_SECONDS = 0.1
-
-    def __init__(self) -> None:
-        self._lines: deque[str] = deque()
-        self._lock = threading.Lock()
-        self._writer: threading.Thread | None = None
-
-    def add(self, line: str) -> None:
-        self._lines.append(line)
-        if self._writer is None:
-            with self._lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(target=self._run, name="access-log")
-                    self._writer.daemon = True
-                    self._writer.start()
-
-    def flush(self) -> None:
-        with self._lock:
-            lines = []
-            while self._lines:
-                lines.append(self._lines.popleft())
-            if lines:
-                _write("\n".join(lines) + "\n")
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.INTERVAL_SECONDS)
-            self.flush()
-
-
-ACCESS_LOG = AccessLog()
 
 
 def _allow(method: str, allowed: str) -> None:
@@ -424,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
         app.stats.record(reply.status, elapsed)
         if app.options.access_log:
             ACCESS_LOG.add(
-                f'{self.client_address[0]} - [{_clock()}] "{self.command} {self.path}" '
+                f'{self.client_address[0]} - [{time_of_day()}] "{self.command} {self.path}" '
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"
             )
 
@@ -519,7 +457,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         head = [
             _STATUS_LINES.get(reply.status, f"HTTP/1.1 {reply.status} Unknown\r\n"),
-            f"Server: {self.server_version}\r\nDate: {_http_date()}\r\n"
+            f"Server: {self.server_version}\r\nDate: {http_date()}\r\n"
             f"Content-Type: {reply.content_type}\r\nContent-Length: {len(reply.body)}\r\n",
         ]
         head += [f"{name}: {value}\r\n" for name, value in reply.headers]
@@ -604,22 +542,3 @@ class PredictionServer(ThreadingHTTPServer):
 def make_server(app: App, host: str = "127.0.0.1", port: int = 0) -> PredictionServer:
     """A bound, listening server for `app`; run it with `serve_forever()` (port 0: any free)."""
     return PredictionServer((host, port), app)
-
-
-_date_cache: list[Any] = [0, "", ""]
-
-
-def _refresh_clock() -> None:
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True), time.strftime("%H:%M:%S")]
-
-
-def _http_date() -> str:
-    _refresh_clock()
-    return str(_date_cache[1])
-
-
-def _clock() -> str:
-    _refresh_clock()
-    return str(_date_cache[2])

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InferError, UsageError
+from .serve_log import ACCESS_LOG, log
 from .serve_stats import ServeStats
-from .server import ACCESS_LOG, App, PredictionServer, ServeOptions, log
+from .server import App, PredictionServer, ServeOptions
 
 if TYPE_CHECKING:
     from .model import Model

@@ -230,3 +230,22 @@ def test_error_body_has_exactly_code_and_message() -> None:
         "error_code": "BAD_REQUEST",
         "message": "bad",
     }
+
+
+def test_v2_model_metadata_types_inputs_and_outputs() -> None:
+    metadata = protocol.model_metadata(
+        "iris", "abc", [("a", "float"), ("n", "integer"), ("s", "string")], [0, 1, 2], True
+    )
+    assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
+        ("a", "FP64"),
+        ("n", "INT64"),
+        ("s", "BYTES"),
+    ]
+    assert metadata["outputs"] == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
+    ]
+    regressor = protocol.model_metadata("prices", "abc", [("a", "float")], None, False)
+    assert regressor["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+    labels = protocol.model_metadata("churn", "abc", [("a", "float")], ["no", "yes"], True)
+    assert labels["outputs"][0]["datatype"] == "BYTES"

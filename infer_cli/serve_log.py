@@ -1,0 +1,83 @@
+"""The server's log on stderr: error lines at once, access-log lines a few times a second."""
+
+from __future__ import annotations
+
+import email.utils
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+
+def log(line: str) -> None:
+    """The server's log: stderr, one write per line, after any access lines still held."""
+    ACCESS_LOG.flush()
+    _write(line + "\n")
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class AccessLog:
+    """Access-log lines, written by a background thread a few times a second.
+
+    A write per request would be a system call per request, each one a chance for another
+    thread to take the interpreter lock; under load that costs more than the line is worth.
+    """
+
+    INTERVAL_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self._lines: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._run, name="access-log")
+                    self._writer.daemon = True
+                    self._writer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines = []
+            while self._lines:
+                lines.append(self._lines.popleft())
+            if lines:
+                _write("\n".join(lines) + "\n")
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.INTERVAL_SECONDS)
+            self.flush()
+
+
+ACCESS_LOG = AccessLog()
+
+
+_date_cache: list[Any] = [0, "", ""]
+
+
+def _refresh_clock() -> None:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True), time.strftime("%H:%M:%S")]
+
+
+def http_date() -> str:
+    _refresh_clock()
+    return str(_date_cache[1])
+
+
+def time_of_day() -> str:
+    _refresh_clock()
+    return str(_date_cache[2])
