@@ -611,3 +611,23 @@ def test_sigterm_during_worker_start_stops_every_worker(numeric_model: Path) -> 
     code, stderr = _finish(process)
     assert code == 0, stderr
     assert "Server stopped" in stderr
+
+
+def test_serve_exit_codes_for_a_busy_port_and_a_missing_model(
+    numeric_model: Path, tmp_path: Path
+) -> None:
+    from conftest import run_infer_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = run_infer_cli("serve", "-m", numeric_model, "-p", port)
+    assert busy.returncode == 2
+    assert busy.stderr.decode().strip() == (
+        f"infer-cli: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    missing = run_infer_cli("serve", "-m", tmp_path / "nothing", "-p", "0")
+    assert missing.returncode == 4
+    assert "no model at" in missing.stderr.decode()
+    assert "Traceback" not in missing.stderr.decode()
