@@ -74,6 +74,12 @@ class Headers(dict[str, str]):
     def get(self, name: str, default: Any = None) -> Any:
         return super().get(name.lower(), default)
 
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
 
 @dataclass(frozen=True)
 class Request:
