@@ -169,6 +169,8 @@ class Batcher(Generic[Item, Result]):
     def _run(self, batch: list[_Job[Item, Result]]) -> None:
         try:
             results = self._score([job.item for job in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
         except BaseException as exc:
             if len(batch) == 1:
                 _finish(batch[0], None, exc)
