@@ -10,9 +10,9 @@ import glob
 import json
 import os
 import re
+import secrets
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,13 +51,15 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
     if not directory.is_dir():
         raise DataError(f"{path}: no such directory '{directory}'")
     _remove_stale_parts(directory, target.name)
+    # The name is known before the file exists, so that an interrupt arriving just after
+    # the file is made (a preempted process, a signal) still finds it to remove.
+    token = secrets.token_hex(4)
+    temporary = directory / f".{target.name}.{_host()}.{os.getpid()}.{token}.part"
     try:
-        descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.{_host()}.{os.getpid()}.", suffix=".part", dir=directory
-        )
-    except PermissionError as exc:
-        raise DataError(f"{path}: cannot write in '{directory}' (permission denied)") from exc
-    try:
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except PermissionError as exc:
+            raise DataError(f"{path}: cannot write in '{directory}' (permission denied)") from exc
         with os.fdopen(descriptor, "wb") as handle:
             with _flushing_in_background(descriptor):
                 yield handle
@@ -69,7 +71,7 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
             os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
