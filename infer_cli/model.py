@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .array_route import ArrayRoute, routes_agree
 from .errors import DataError, ModelError, UsageError
 from .serialization import TrustReview, describe, dump_skops, is_pickle_based, load_skops
 from .serialization import review_trust as _review_trust
@@ -210,7 +211,7 @@ class Model:
         """The estimator's predictions (and probabilities) for validated features.
 
         A float matrix in signature order skips pandas when the estimator allows it (see
-        `_ArrayRoute`): pandas and scikit-learn's per-call checks of a frame cost 1 to 4 ms,
+        `ArrayRoute`): pandas and scikit-learn's per-call checks of a frame cost 1 to 4 ms,
         far more than scoring one row does. The first such call is also scored the usual
         way and the route kept only if both agree.
         """
@@ -227,7 +228,7 @@ class Model:
                 return fast
         expected = self._estimate_frame(pd.DataFrame(features, columns=self.signature.names), proba)
         if fast is not None and route is not None:
-            route.verified = _agree(fast, expected)
+            route.verified = routes_agree(fast, expected)
             if not route.verified:
                 self._array_route = False
         return expected
@@ -242,86 +243,10 @@ class Model:
             raise ModelError(f"the model failed while predicting: {_first_line(exc)}") from exc
         return values, probabilities
 
-    def _route(self) -> _ArrayRoute | None:
+    def _route(self) -> ArrayRoute | None:
         if self._array_route is None:
-            self._array_route = _ArrayRoute.of(self.estimator, self.signature.names) or False
+            self._array_route = ArrayRoute.of(self.estimator, self.signature.names) or False
         return self._array_route or None
-
-
-class _ArrayRoute:
-    """How a float matrix in signature order reaches the estimator without pandas.
-
-    Possible when the estimator was fitted on exactly the signature's columns, in order,
-    and either no step selects columns by name, or only a leading ColumnTransformer does,
-    with column lists and dense output: its fitted transformers are then given their
-    columns of the matrix directly.
-    """
-
-    def __init__(self, final: Any, columns: list[tuple[Any, list[int]]] | None, middle: list[Any]):
-        self.final = final
-        self.columns = columns
-        self.middle = middle
-        self.verified = False
-
-    @classmethod
-    def of(cls, estimator: Any, names: list[str]) -> _ArrayRoute | None:
-        fitted = getattr(estimator, "feature_names_in_", None)
-        if fitted is None or [str(name) for name in fitted] != names:
-            return None
-        if not _selects_columns_by_name(estimator):
-            return cls(estimator, None, [])
-        from sklearn.compose import ColumnTransformer
-
-        steps = [step for _, step in getattr(estimator, "steps", [])]
-        first, middle = (steps[0], steps[1:-1]) if len(steps) > 1 else (None, [])
-        if not isinstance(first, ColumnTransformer) or first.sparse_output_:
-            return None
-        if any(_selects_columns_by_name(step) for step in middle):
-            return None
-        position = {name: index for index, name in enumerate(names)}
-        columns = []
-        for _, transformer, selected in first.transformers_:
-            if isinstance(transformer, str) and transformer == "drop":
-                continue
-            if not isinstance(selected, list) or not all(
-                isinstance(c, int) or c in position for c in selected
-            ):
-                return None
-            indexes = [c if isinstance(c, int) else position[c] for c in selected]
-            if indexes:
-                columns.append((None if transformer == "passthrough" else transformer, indexes))
-        return cls(steps[-1], columns, [step for step in middle if step != "passthrough"])
-
-    def predict(self, matrix: np.ndarray, proba: bool) -> tuple[Any, Any]:
-        import sklearn
-
-        # The values are known finite, and the estimator was fitted on these very columns
-        # (under their names, hence the warning silenced).
-        with (
-            sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
-            warnings.catch_warnings(),
-        ):
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            features: Any = matrix
-            if self.columns is not None:
-                blocks = [
-                    matrix[:, indexes] if step is None else step.transform(matrix[:, indexes])
-                    for step, indexes in self.columns
-                ]
-                if not all(isinstance(block, np.ndarray) for block in blocks):
-                    raise TypeError("a transformer gave a sparse block")
-                features = np.hstack(blocks)
-                for step in self.middle:
-                    features = step.transform(features)
-            values = self.final.predict(features)
-            probabilities = self.final.predict_proba(features) if proba else None
-        return values, probabilities
-
-
-def _agree(fast: tuple[Any, Any], usual: tuple[Any, Any]) -> bool:
-    if not np.array_equal(np.asarray(fast[0]), np.asarray(usual[0])):
-        return False
-    return usual[1] is None or bool(np.allclose(fast[1], usual[1], rtol=1e-9, atol=1e-12))
 
 
 @dataclass(frozen=True)
@@ -331,16 +256,6 @@ class Prepared:
     features: Any
     rows: int
     notices: list[str] = field(default_factory=list)
-
-
-def _selects_columns_by_name(estimator: Any) -> bool:
-    from sklearn.compose import ColumnTransformer
-
-    if isinstance(estimator, ColumnTransformer):
-        return True
-    parts = [step for _, step in getattr(estimator, "steps", [])]
-    parts += [part for _, part in getattr(estimator, "transformer_list", [])]
-    return any(_selects_columns_by_name(part) for part in parts)
 
 
 def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:

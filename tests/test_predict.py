@@ -455,4 +455,5 @@ def test_a_failure_midway_through_a_pipe_still_exits_non_zero(
                            input=source.read_bytes())  # fmt: skip
     assert result.returncode == 3
     assert f"<stdin>, line {line}, column 'sepal_length'" in result.stderr.decode()
-    assert 0 < result.stdout.count(b"\n") < 60_000
+    # How many rows reached stdout before the failure depends on thread timing; never all.
+    assert result.stdout.count(b"\n") < 60_000
