@@ -19,13 +19,13 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-COLUMNS = ["x0", "x1", "x2", "x3"]
-BIN = Path(sys.executable).parent
+# The same model and columns as the single-file benchmark, so their figures compare.
+from bench_predict import BIN, COLUMNS, load, make_model
+
 SINGLE = "single process"
 DASK = "dask local cluster"
 
@@ -60,34 +60,6 @@ def main() -> None:
     for name, times in measured.items():
         median = statistics.median(times)
         print(f"{name:22} {median:9.2f} {total / median:12,.0f} {reference / median:9.2f}x")
-
-
-def make_model(workdir: Path) -> Path:
-    """A scaler + logistic regression pipeline on 4 float columns, as an infer-cli model."""
-    import numpy as np
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from infer_cli.model import ModelCard, save_model
-    from infer_cli.signature import Column, Signature
-
-    directory = workdir / "model"
-    if directory.exists():
-        return directory
-    rng = np.random.default_rng(1)
-    features = pd.DataFrame(rng.normal(size=(20_000, 4)), columns=COLUMNS)
-    target = np.where(features.x0 + 0.5 * features.x1 - features.x2 > 0, "yes", "no")
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(features, target)
-    card = ModelCard(
-        task="classification",
-        target="y",
-        classes=pipeline.classes_.tolist(),
-        signature=Signature(tuple(Column(name, "float") for name in COLUMNS)),
-    )
-    save_model(pipeline, card, directory)
-    return directory
 
 
 def make_partitions(workdir: Path, partitions: int, rows: int) -> Path:
@@ -152,10 +124,6 @@ def check_outputs(workdir: Path, partitions: int) -> None:
         if single.read_bytes() != part.read_bytes():
             raise SystemExit(f"outputs differ: {single} vs {part}")
     print(f"  the {partitions} parts are byte for byte the single-process outputs")
-
-
-def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

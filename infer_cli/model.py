@@ -346,15 +346,6 @@ def load_model(
     raise ModelError(f"no model at '{location}' ({hint})")
 
 
-def verify_model(path: str | os.PathLike[str] | None = None) -> tuple[bool, str, str]:
-    """Whether a model directory's file still matches its recorded hash: (ok, recorded, actual)."""
-    location = resolve_model_path(path)
-    card_bytes, payload = _read_model_files(location)
-    recorded = str(json.loads(card_bytes).get("sha256", ""))
-    actual = hashlib.sha256(payload).hexdigest()
-    return recorded == actual, recorded, actual
-
-
 @dataclass(frozen=True)
 class Inspection:
     """What `info` shows: the card, and the file's state on disk, found without trusting it."""

@@ -17,10 +17,10 @@ from infer_cli.errors import DataError, ModelError, UsageError
 from infer_cli.model import (
     CARD_FILE,
     MODEL_FILE,
+    inspect_model,
     load_model,
     resolve_model_path,
     save_model,
-    verify_model,
 )
 from infer_cli.training import TrainOptions, train
 
@@ -56,8 +56,9 @@ def test_tampered_model_file_is_refused(model_copy: Callable[[str], Path]) -> No
         handle.write(b"\0")
     with pytest.raises(ModelError, match="SHA-256 mismatch"):
         load_model(directory)
-    ok, recorded, actual = verify_model(directory)
-    assert not ok and recorded != actual
+    inspection = inspect_model(directory)
+    assert inspection.matches is False
+    assert inspection.sha256_actual != inspection.card.sha256
 
 
 def test_missing_model_names_the_path_and_the_fix(tmp_path: Path) -> None:
