@@ -568,8 +568,8 @@ def serve(
     if trust_types is not None:
         # The environment reaches every load: the workers' and a --reload's.
         os.environ[TRUST_ENV_VAR] = trust_types
+    from .routes import ServeOptions
     from .serve_report import render_banner, render_summary
-    from .server import ServeOptions
     from .serving import ServeConfig
     from .serving import serve as run
 

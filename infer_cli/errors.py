@@ -168,3 +168,17 @@ class ClientTimeout(InferError):
     exit_code = ExitCode.USAGE
     http_status = 408
     error_code = "REQUEST_TIMEOUT"
+
+
+class MalformedRequest(InferError):
+    """Bytes that are not an HTTP/1.1 request the server can read: answered with `status`
+    (400, 414 or 431), and the connection closed, since where a next request would start
+    is unknown."""
+
+    exit_code = ExitCode.USAGE
+    http_status = 400
+    error_code = "BAD_REQUEST"
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = status

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InferError, UsageError
+from .routes import App, ServeOptions
 from .serve_log import ACCESS_LOG, log
 from .serve_stats import ServeStats
-from .server import App, PredictionServer, ServeOptions
+from .server import PredictionServer
 
 if TYPE_CHECKING:
     from .model import Model
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 RELOAD_POLL_SECONDS = 1.0
 POLL_SECONDS = 0.1
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-DRAIN_GRACE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def _bind(config: ServeConfig) -> PredictionServer:
     try:
         return PredictionServer((config.host, config.port), App(config.options))
     except OSError as exc:
-        raise UsageError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from exc
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise UsageError(f"cannot listen on {config.host}:{config.port}: {reason}") from exc
 
 
 def _serve_one(
@@ -127,20 +128,14 @@ def _serve_one(
         if parent is not None and os.getppid() != parent:
             log(f"worker {os.getpid()}: the main process is gone; stopping")
             asked.stop = True
-    _drain(server, config)
+    _drain(server)
     return app.stats
 
 
-def _drain(server: PredictionServer, config: ServeConfig) -> None:
-    app = server.app
-    app.draining = True
+def _drain(server: PredictionServer) -> None:
+    """Stop accepting and answer what is in flight; each request's time limits bound the wait."""
     server.shutdown()
     server.socket.close()
-    deadline = config.options.request_timeout + config.options.read_timeout
-    if not app.wait_idle(deadline):
-        log("stopped with requests still in flight after the drain time limit")
-    time.sleep(DRAIN_GRACE_SECONDS)
-    app.wait_idle(deadline)
     ACCESS_LOG.flush()
 
 

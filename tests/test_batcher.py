@@ -1,13 +1,12 @@
-"""Micro-batching: concurrent jobs share model calls, each caller gets its own result back."""
+"""Micro-batching: jobs queued together share a model call, each gets its own result back."""
 
 from __future__ import annotations
 
 import threading
-
-import pytest
+import time
+from collections.abc import Callable
 
 from infer_cli.batcher import Batcher
-from infer_cli.errors import DataError, RequestTimeout
 
 
 class Recorder:
@@ -15,152 +14,157 @@ class Recorder:
 
     def __init__(self, hold: threading.Event | None = None) -> None:
         self.batches: list[list[int]] = []
-        self.threads: list[str] = []
         self.hold = hold
         self.started = threading.Event()
 
-    def __call__(self, items: list[int]) -> list[int]:
-        self.batches.append(list(items))
-        self.threads.append(threading.current_thread().name)
+    def __call__(self, jobs: list[int]) -> list[int]:
+        self.batches.append(list(jobs))
         self.started.set()
         if self.hold is not None:
             self.hold.wait(10)
-        if any(item < 0 for item in items):
-            raise DataError(f"negative value in {items}")
-        return [item * 2 for item in items]
+        if any(job < 0 for job in jobs):
+            raise ValueError(f"negative value in {jobs}")
+        return [job * 2 for job in jobs]
 
 
-def _run_in_threads(batcher: Batcher[int, int], items: list[int]) -> dict[int, object]:
-    results: dict[int, object] = {}
-    start = threading.Barrier(len(items))
+class Delivered:
+    """Collects what the batcher delivers, and waits for it."""
 
-    def call(item: int) -> None:
-        start.wait()
-        try:
-            results[item] = batcher.submit(item, 1, 10)
-        except Exception as exc:
-            results[item] = exc
+    def __init__(self) -> None:
+        self.results: dict[int, object] = {}
+        self.batches: list[list[int]] = []
+        self._changed = threading.Condition()
 
-    threads = [threading.Thread(target=call, args=(item,)) for item in items]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    return results
+    def __call__(self, pairs: list[tuple[int, object]]) -> None:
+        with self._changed:
+            self.batches.append([job for job, _ in pairs])
+            self.results.update(pairs)
+            self._changed.notify_all()
 
-
-def test_a_lone_job_runs_at_once_on_the_callers_thread() -> None:
-    score = Recorder()
-    # A long delay would show as a hang: a lone job must not wait for company.
-    batcher = Batcher(score, max_rows=64, max_delay=60)
-    done: list[int] = []
-    caller = threading.Thread(target=lambda: done.append(batcher.submit(21, 1)), name="caller")
-    caller.start()
-    caller.join(10)
-    assert done == [42]
-    assert score.batches == [[21]] and score.threads == ["caller"]
+    def wait_for(self, count: int, timeout: float = 10) -> dict[int, object]:
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(self.results) >= count, timeout)
+            return dict(self.results)
 
 
-def test_concurrent_jobs_are_batched_and_each_gets_its_own_result() -> None:
+def _failed(job: int, error: BaseException) -> object:
+    return f"failed: {error}"
+
+
+def _batcher(
+    score: Recorder, delivered: Delivered, arriving: Callable[[], int] = lambda: 0, **limits: float
+) -> Batcher[int, object]:
+    batcher: Batcher[int, object] = Batcher(
+        score,  # type: ignore[arg-type]
+        delivered,
+        _failed,
+        arriving=arriving,
+        **limits,  # type: ignore[arg-type]
+    )
+    batcher.start()
+    return batcher
+
+
+def test_a_lone_job_is_scored_at_once() -> None:
+    score, delivered = Recorder(), Delivered()
+    # A long delay would show as a hang: a job with nothing arriving never waits for company.
+    batcher = _batcher(score, delivered, max_delay=60)
+    batcher.submit([21])
+    assert delivered.wait_for(1, timeout=5) == {21: 42}
+    batcher.stop(5)
+
+
+def test_jobs_queued_during_a_batch_are_scored_together_and_each_gets_its_own_result() -> None:
     hold = threading.Event()
-    score = Recorder(hold)
-    batcher = Batcher(score, max_rows=64)
-    first = threading.Thread(target=batcher.submit, args=(1000, 1, 10))
-    first.start()
+    score, delivered = Recorder(hold), Delivered()
+    batcher = _batcher(score, delivered)
+    batcher.submit([1000])
     assert score.started.wait(10)
-    # While the first call is held, sixteen more jobs queue up behind it.
-    waiting = threading.Thread(target=lambda: results.update(_run_in_threads(batcher, items)))
-    items = list(range(16))
-    results: dict[int, object] = {}
-    waiting.start()
-    while sum(1 for _ in list(batcher._queue)) < len(items):
-        threading.Event().wait(0.01)
+    for job in range(16):
+        batcher.submit([job])
     hold.set()
-    waiting.join(20)
-    first.join(10)
-    assert results == {item: item * 2 for item in items}
-    assert sorted(score.batches[1]) == items
-    assert len(score.batches) == 2
+    results = delivered.wait_for(17)
+    assert results == {job: job * 2 for job in [1000, *range(16)]}
+    assert score.batches == [[1000], list(range(16))]
+    assert delivered.batches == score.batches
+    batcher.stop(5)
 
 
-def test_batches_respect_the_row_limit() -> None:
+def test_batches_hold_at_most_max_jobs() -> None:
     hold = threading.Event()
-    score = Recorder(hold)
-    batcher = Batcher(score, max_rows=4)
-    first = threading.Thread(target=batcher.submit, args=(1000, 1, 10))
-    first.start()
+    score, delivered = Recorder(hold), Delivered()
+    batcher = _batcher(score, delivered, max_jobs=4)
+    batcher.submit([1000])
     assert score.started.wait(10)
-    results: dict[int, object] = {}
-    waiting = threading.Thread(target=lambda: results.update(_run_in_threads(batcher, items)))
-    items = list(range(10))
-    waiting.start()
-    while len(batcher._queue) < len(items):
-        threading.Event().wait(0.01)
+    batcher.submit(list(range(10)))
     hold.set()
-    waiting.join(20)
-    first.join(10)
-    assert results == {item: item * 2 for item in items}
-    assert max(len(batch) for batch in score.batches) == 4
-    assert sorted(item for batch in score.batches[1:] for item in batch) == items
+    delivered.wait_for(11)
+    assert score.batches[1:] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    batcher.stop(5)
 
 
-def test_a_failing_job_fails_alone() -> None:
+def test_a_failing_batch_fails_each_of_its_jobs_and_the_batcher_goes_on() -> None:
     hold = threading.Event()
-    score = Recorder(hold)
-    batcher = Batcher(score, max_rows=64)
-    first = threading.Thread(target=batcher.submit, args=(1000, 1, 10))
-    first.start()
+    score, delivered = Recorder(hold), Delivered()
+    batcher = _batcher(score, delivered)
+    batcher.submit([1000])
     assert score.started.wait(10)
-    results: dict[int, object] = {}
-    items = [1, 2, -3, 4]
-    waiting = threading.Thread(target=lambda: results.update(_run_in_threads(batcher, items)))
-    waiting.start()
-    while len(batcher._queue) < len(items):
-        threading.Event().wait(0.01)
+    batcher.submit([1, -2])
     hold.set()
-    waiting.join(20)
-    first.join(10)
-    assert isinstance(results[-3], DataError)
-    assert {item: results[item] for item in (1, 2, 4)} == {1: 2, 2: 4, 4: 8}
+    results = delivered.wait_for(3)
+    assert results[1] == results[-2] == "failed: negative value in [1, -2]"
+    batcher.submit([5])
+    assert delivered.wait_for(4)[5] == 10
+    batcher.stop(5)
 
 
-def test_a_job_that_waits_too_long_times_out_and_the_batcher_recovers() -> None:
+def test_a_withdrawn_job_is_never_scored_but_a_started_one_cannot_be_withdrawn() -> None:
     hold = threading.Event()
-    score = Recorder(hold)
-    batcher = Batcher(score, max_rows=64)
-    first = threading.Thread(target=batcher.submit, args=(1, 1, 10))
-    first.start()
+    score, delivered = Recorder(hold), Delivered()
+    batcher = _batcher(score, delivered)
+    batcher.submit([1])
     assert score.started.wait(10)
-    with pytest.raises(RequestTimeout, match="busy"):
-        batcher.submit(2, 1, timeout=0.05)
+    batcher.submit([2, 3])
+    assert not batcher.withdraw(1)
+    assert batcher.withdraw(2)
     hold.set()
-    first.join(10)
-    assert batcher.submit(5, 1, timeout=10) == 10
-    assert [2] not in score.batches
+    assert delivered.wait_for(2) == {1: 2, 3: 6}
+    batcher.stop(5)
+    assert [2] not in score.batches and all(2 not in batch for batch in score.batches)
 
 
-def test_an_announced_request_is_waited_for_within_the_delay() -> None:
-    score = Recorder()
-    batcher = Batcher(score, max_rows=64, max_delay=60)
-    with batcher.arriving() as submit_later:
-        leader = threading.Thread(target=batcher.submit, args=(1, 1, 10))
-        leader.start()
-        # The leader waits for the announced request instead of scoring alone.
-        while not batcher._busy:
-            threading.Event().wait(0.01)
-        assert submit_later(2, 1, 10) == 4
-    leader.join(10)
+def test_a_batch_waits_within_the_delay_for_requests_still_arriving() -> None:
+    score, delivered = Recorder(), Delivered()
+    arriving = [1]
+    batcher = _batcher(score, delivered, arriving=lambda: arriving[0], max_delay=60)
+    batcher.submit([1])
+    time.sleep(0.2)
+    assert not delivered.results, "the batch did not wait for the request being read"
+    arriving[0] = 0
+    batcher.submit([2])
+    assert delivered.wait_for(2) == {1: 2, 2: 4}
     assert score.batches == [[1, 2]]
+    batcher.stop(5)
 
 
-def test_a_withdrawn_announcement_releases_the_waiting_leader() -> None:
-    score = Recorder()
-    batcher = Batcher(score, max_rows=64, max_delay=60)
-    with batcher.arriving():
-        leader = threading.Thread(target=batcher.submit, args=(1, 1, 10))
-        leader.start()
-        while not batcher._busy:
-            threading.Event().wait(0.01)
-    leader.join(10)
-    assert not leader.is_alive()
-    assert score.batches == [[1]]
+def test_the_delay_bounds_the_wait_for_a_request_that_never_comes() -> None:
+    score, delivered = Recorder(), Delivered()
+    batcher = _batcher(score, delivered, arriving=lambda: 1, max_delay=0.05)
+    batcher.submit([7])
+    assert delivered.wait_for(1) == {7: 14}
+    batcher.stop(5)
+
+
+def test_stop_scores_what_is_queued_then_ends_the_thread() -> None:
+    hold = threading.Event()
+    score, delivered = Recorder(hold), Delivered()
+    batcher = _batcher(score, delivered)
+    batcher.submit([1])
+    assert score.started.wait(10)
+    batcher.submit([2])
+    stopper = threading.Thread(target=batcher.stop, args=(10,))
+    stopper.start()
+    hold.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert delivered.results == {1: 2, 2: 4}

@@ -115,7 +115,8 @@ def test_bench_load_tests_a_real_server_and_counts_its_requests(
     cli: Any, trained_models: dict[str, Path]
 ) -> None:
     from infer_cli.model import load_model
-    from infer_cli.server import App, ServeOptions, make_server
+    from infer_cli.routes import App, ServeOptions
+    from infer_cli.server import make_server
 
     app = App(ServeOptions(access_log=False))
     app.model = load_model(trained_models["churn"])

@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from infer_cli.model import Model, ModelCard, load_model, save_model
-from infer_cli.server import App, ServeOptions, make_server
+from infer_cli.routes import App, ServeOptions
+from infer_cli.server import make_server
 from infer_cli.serving import reload_model
 from infer_cli.signature import Column, Signature
 

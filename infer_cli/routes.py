@@ -1,0 +1,325 @@
+"""The prediction server's endpoints, with no sockets in sight.
+
+`App.route(request)` answers at once what needs no model call and turns a prediction
+request into a `Job`; `App.answer(jobs)` decodes a batch of jobs, scores them with one
+estimator call per model and output kind, and encodes each caller's own rows back.
+`error_reply` is the one place an exception becomes an HTTP status and a JSON body.
+
+Endpoints follow MLflow's scoring server (`/ping`, `/health`, `/version`, `/invocations`)
+and the Open Inference Protocol V2 (`/v2/...`); `GET /metrics` is Prometheus text.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import __version__, protocol
+from .errors import DataError, InferError, MethodNotAllowed, NotFound, NotReady, RequestTimeout
+from .serve_log import log
+from .serve_stats import ServeStats
+
+if TYPE_CHECKING:
+    from .model import Model, Predictions, Prepared
+
+JSON = "application/json"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server behaves; the `serve` command's options."""
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest request body accepted; larger ones are answered 413."""
+    request_timeout: float = 30.0
+    """Seconds a prediction may wait and run before it is answered 504."""
+    read_timeout: float = 10.0
+    """Seconds a client may take to send a request, and an idle connection may stay open."""
+    max_batch_rows: int = 64
+    """Most rows scored in one model call."""
+    max_batch_delay: float = 0.002
+    """Longest a batch waits for requests already being read."""
+    access_log: bool = True
+    """Write one line per request on stderr."""
+
+
+class Headers(dict[str, str]):
+    """Request headers; names are matched without regard to case."""
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__({name.lower(): value for name, value in (items or {}).items()})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, already read off the socket."""
+
+    method: str
+    path: str
+    headers: Headers
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(eq=False)
+class Job:
+    """A prediction request waiting for the model it was routed to."""
+
+    request: Request
+    model: Model
+    infer: bool
+    """An Open Inference Protocol request, rather than MLflow's `/invocations`."""
+
+
+Encode = Callable[[Any, Any], bytes]
+
+
+@dataclass(eq=False)
+class _Scoring:
+    index: int
+    model: Model
+    prepared: Prepared
+    proba: bool
+    encode: Encode
+
+
+class App:
+    """The server's state and routes: the model served and its counts."""
+
+    def __init__(self, options: ServeOptions | None = None, stats: ServeStats | None = None):
+        self.options = options or ServeOptions()
+        self.stats = stats or ServeStats()
+        self.model: Model | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def route(self, request: Request) -> Reply | Job:
+        """The reply to a request that needs no model call, or the job that will score it."""
+        try:
+            return self._route(request)
+        except Exception as exc:
+            return error_reply(exc, request)
+
+    def answer(self, jobs: list[Job]) -> list[Reply]:
+        """Score a batch of jobs: one reply each, an error reply for a job whose part failed."""
+        replies: list[Reply | None] = [None] * len(jobs)
+        groups: dict[tuple[int, bool], list[_Scoring]] = {}
+        for index, job in enumerate(jobs):
+            try:
+                scoring = self._decode(index, job)
+            except Exception as exc:
+                replies[index] = error_reply(exc, job.request)
+                continue
+            groups.setdefault((id(scoring.model), scoring.proba), []).append(scoring)
+        for group in groups.values():
+            for call in _calls(group, self.options.max_batch_rows):
+                for scoring, reply in self._score(call, jobs):
+                    replies[scoring.index] = reply
+        return replies  # type: ignore[return-value]
+
+    def _route(self, request: Request) -> Reply | Job:
+        path = request.path.split("?", 1)[0]
+        method = "GET" if request.method == "HEAD" else request.method
+        if path in ("/ping", "/health"):
+            _allow(method, "GET")
+            self._current()
+            return Reply(200, b"\n")
+        if path == "/invocations":
+            _allow(method, "POST")
+            return Job(request, self._current(), infer=False)
+        if path == "/version":
+            _allow(method, "GET")
+            return Reply(200, __version__.encode(), "text/plain; charset=utf-8")
+        if path == "/metrics":
+            _allow(method, "GET")
+            model = self.model
+            text = self.stats.prometheus(
+                model.card.sha256 if model else "", str(model.path) if model else "", self.ready
+            )
+            return Reply(200, text.encode(), PROMETHEUS)
+        if path.startswith("/v2"):
+            return self._v2(path, method, request)
+        raise NotFound(f"no endpoint at {path} (try POST /invocations)")
+
+    def _v2(self, path: str, method: str, request: Request) -> Reply | Job:
+        if path in ("/v2", "/v2/"):
+            _allow(method, "GET")
+            return _json(200, {"name": "infer-cli", "version": __version__, "extensions": []})
+        if path == "/v2/health/live":
+            _allow(method, "GET")
+            return _json(200, {"live": True})
+        if path == "/v2/health/ready":
+            _allow(method, "GET")
+            return _json(200 if self.ready else 503, {"ready": self.ready})
+        parts = path.split("/")
+        if len(parts) < 4 or parts[2] != "models" or len(parts) > 5:
+            raise NotFound(f"no endpoint at {path}")
+        model = self._current()
+        if parts[3] != model_name(model):
+            raise NotFound(f"no model named '{parts[3]}' (this server has '{model_name(model)}')")
+        action = parts[4] if len(parts) == 5 else ""
+        if action == "":
+            _allow(method, "GET")
+            return _json(200, model_metadata(model))
+        if action == "ready":
+            _allow(method, "GET")
+            return _json(200, {"name": model_name(model), "ready": True})
+        if action == "infer":
+            _allow(method, "POST")
+            return Job(request, model, infer=True)
+        raise NotFound(f"no endpoint at {path}")
+
+    def _current(self) -> Model:
+        model = self.model
+        if model is None:
+            raise NotReady("the model is still loading; try again shortly")
+        return model
+
+    def _decode(self, index: int, job: Job) -> _Scoring:
+        model, request = job.model, job.request
+        content_type = request.headers.get("Content-Type")
+        encode: Encode
+        if job.infer:
+            infer = protocol.decode_infer(request.body, content_type, model.signature.names)
+            payload, proba = infer.payload, "predict_proba" in infer.outputs
+            name, version, classes = model_name(model), model_version(model), model.card.classes
+
+            def encode(values: Any, probabilities: Any) -> bytes:
+                return protocol.encode_infer_response(
+                    infer, name, version, values, probabilities, classes
+                )
+
+        else:
+            invocation = protocol.decode_invocation(
+                request.body, content_type, model.signature.names
+            )
+            payload, proba = invocation.payload, invocation.proba
+            classes = model.card.classes if proba else None
+
+            def encode(values: Any, probabilities: Any) -> bytes:
+                return protocol.encode_predictions(values, probabilities, classes)
+
+        if proba and not model.can_predict_proba:
+            raise DataError("this model does not give class probabilities")
+        if not payload.rows:
+            raise DataError("the request holds no rows")
+        prepared = model.prepare(payload.columns, payload.frame)
+        return _Scoring(index, model, prepared, proba, encode)
+
+    def _score(self, call: list[_Scoring], jobs: list[Job]) -> list[tuple[_Scoring, Reply]]:
+        """One estimator call for `call`; if it fails for several requests, each is scored
+        again on its own, so that one bad request fails alone."""
+        first = call[0]
+        try:
+            predictions: Predictions = first.model.predict_many(
+                [scoring.prepared for scoring in call], proba=first.proba
+            )
+        except Exception as exc:
+            if len(call) == 1:
+                return [(first, error_reply(exc, jobs[first.index].request))]
+            return [pair for scoring in call for pair in self._score([scoring], jobs)]
+        self.stats.record_batch(sum(scoring.prepared.rows for scoring in call))
+        replies = []
+        start = 0
+        for scoring in call:
+            stop = start + scoring.prepared.rows
+            probabilities = predictions.probabilities
+            try:
+                body = scoring.encode(
+                    predictions.values[start:stop],
+                    None if probabilities is None else probabilities[start:stop],
+                )
+                reply = Reply(200, body)
+            except Exception as exc:
+                reply = error_reply(exc, jobs[scoring.index].request)
+            replies.append((scoring, reply))
+            start = stop
+        return replies
+
+
+def _calls(group: list[_Scoring], max_rows: int) -> list[list[_Scoring]]:
+    """Split a group into estimator calls of at most `max_rows` rows (a bigger request alone)."""
+    calls: list[list[_Scoring]] = []
+    rows = max_rows
+    for scoring in group:
+        if rows + scoring.prepared.rows > max_rows:
+            calls.append([])
+            rows = 0
+        calls[-1].append(scoring)
+        rows += scoring.prepared.rows
+    return calls
+
+
+def model_name(model: Model) -> str:
+    """The name a model is served under in V2 paths: its directory or file name."""
+    return model.path.stem if model.path.is_file() else model.path.name or "model"
+
+
+def model_version(model: Model) -> str:
+    return model.card.sha256[:12]
+
+
+def model_metadata(model: Model) -> dict[str, Any]:
+    """V2 model metadata: the input columns as tensors, and the outputs."""
+    return protocol.model_metadata(
+        model_name(model),
+        model_version(model),
+        [(column.name, column.dtype) for column in model.signature.inputs],
+        model.card.classes if model.is_classifier else None,
+        model.can_predict_proba,
+    )
+
+
+def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
+    """The one place an exception becomes an HTTP status and the JSON error body.
+
+    Client errors, a model still loading and a timeout are answered; a model failing or a
+    bug is also logged, and a bug's traceback stays in the log, never in the reply.
+    """
+    if isinstance(exc, InferError):
+        headers: tuple[tuple[str, str], ...] = ()
+        if isinstance(exc, MethodNotAllowed):
+            headers = (("Allow", ", ".join(exc.allowed)),)
+        if exc.http_status >= 500 and not isinstance(exc, (NotReady, RequestTimeout)):
+            log(f"error{_where(request)}: {exc.message}")
+        message = protocol.client_message(exc)
+        return Reply(exc.http_status, protocol.encode_error(exc.error_code, message), JSON, headers)
+    log(f"internal error{_where(request)}:\n{''.join(traceback.format_exception(exc)).rstrip()}")
+    return Reply(500, protocol.encode_error("INTERNAL_ERROR", "internal server error (logged)"))
+
+
+def _where(request: Request | None) -> str:
+    return f" ({request.method} {request.path})" if request else ""
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        methods = ("GET", "HEAD") if allowed == "GET" else (allowed,)
+        raise MethodNotAllowed(f"{method} is not allowed here (use {allowed})", methods)
+
+
+def _json(status: int, document: Any) -> Reply:
+    return Reply(status, protocol.encode_json(document))
