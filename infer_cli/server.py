@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -255,14 +255,20 @@ class _Loop:
             self._take_replies()
         else:
             assert isinstance(target, _Connection)
-            try:
+            with self._guard(target):
                 if mask & selectors.EVENT_WRITE:
                     self._flush(target)
                 if mask & selectors.EVENT_READ and _is_open(target):
                     self._read(target)
-            except Exception:
-                log(f"internal error serving {target.peer}:\n{traceback.format_exc().rstrip()}")
-                self._close(target)
+
+    @contextlib.contextmanager
+    def _guard(self, connection: _Connection) -> Iterator[None]:
+        """A fault of the server's own ends that connection, logged, and never the loop."""
+        try:
+            yield
+        except Exception:
+            log(f"internal error serving {connection.peer}:\n{traceback.format_exc().rstrip()}")
+            self._close(connection)
 
     def _accept(self) -> None:
         for _ in range(ACCEPTS_PER_WAKEUP):
@@ -389,8 +395,9 @@ class _Loop:
             connection = self.waiting.pop(job, None)
             if connection is not None and connection.job is job:
                 connection.job = None
-                self._reply(connection, reply, job.request)
-                self._next_request(connection)
+                with self._guard(connection):
+                    self._reply(connection, reply, job.request)
+                    self._next_request(connection)
 
     def _reply(self, connection: _Connection, reply: Reply, request: Request | None) -> None:
         close = connection.close_after or not self.accepting
@@ -462,7 +469,11 @@ class _Loop:
             events |= selectors.EVENT_READ
         try:
             key = self.selector.get_key(connection.sock)
-        except (KeyError, ValueError):
+        except KeyError:
+            if events:
+                self.selector.register(connection.sock, events, connection)
+            return
+        except ValueError:  # closed
             return
         if key.events != events:
             if events:
@@ -492,21 +503,19 @@ class _Loop:
             self.selector.register(self.listener, selectors.EVENT_READ, _LISTENER)
         limit = self.options.read_timeout
         for connection in list(self.connections):
-            if connection.job is not None:
-                if now > connection.deadline:
-                    self._time_out(connection, connection.job)
-            elif now - connection.since <= limit:
-                continue
-            elif connection.head is not None and not connection.out:
-                connection.close_after = True
-                connection.head = None
-                self._reply(
-                    connection,
-                    error_reply(ClientTimeout(f"the body did not arrive within {limit:g} s")),
-                    None,
-                )
-            else:
-                self._close(connection)
+            with self._guard(connection):
+                if connection.job is not None:
+                    if now > connection.deadline:
+                        self._time_out(connection, connection.job)
+                elif now - connection.since <= limit:
+                    continue
+                elif connection.head is not None and not connection.out:
+                    connection.close_after = True
+                    connection.head = None
+                    timeout = ClientTimeout(f"the body did not arrive within {limit:g} s")
+                    self._reply(connection, error_reply(timeout), None)
+                else:
+                    self._close(connection)
 
     def _time_out(self, connection: _Connection, job: Job) -> None:
         timeout = self.options.request_timeout

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from infer_cli.cli import app
-from infer_cli.model import save_model
+from infer_cli.model import Model, ModelCard, save_model
+from infer_cli.routes import App, ServeOptions
+from infer_cli.server import make_server
+from infer_cli.signature import Column, Signature
 from infer_cli.training import TrainOptions, train
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
@@ -73,3 +81,83 @@ def run_infer_cli(
         env=env,
         timeout=120,
     )
+
+
+COLUMNS = ["a", "b", "c", "d"]
+Server = Callable[..., tuple[App, int]]
+
+
+@pytest.fixture(scope="session")
+def numeric_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scaler + logistic regression on four float columns: the server's fast lane."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(300, 4)), columns=COLUMNS)
+    y = np.where(x["a"] + x["b"] - x["c"] > 0, "yes", "no")
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]).fit(x, y)
+    card = ModelCard(
+        task="classification",
+        target="label",
+        classes=["no", "yes"],
+        signature=Signature(tuple(Column(name, "float") for name in COLUMNS)),
+    )
+    path = tmp_path_factory.mktemp("numeric") / "numeric"
+    save_model(pipeline, card, path)
+    return path
+
+
+@pytest.fixture
+def serve() -> Iterator[Server]:
+    """Start an in-process server on a free port; stopped after the test."""
+    servers = []
+
+    def start(model: Model | None, **options: Any) -> tuple[App, int]:
+        app = App(ServeOptions(access_log=False, **options))
+        app.model = model
+        server = make_server(app, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return app, server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str | None = "application/json",
+) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    headers = {"Content-Type": content_type} if content_type and body is not None else {}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+class SlowEstimator:
+    """An estimator that takes its time, for timeouts, batching and draining."""
+
+    def __init__(self, inner: Any, seconds: float, fail: bool = False) -> None:
+        self.inner = inner
+        self.seconds = seconds
+        self.fail = fail
+        self.feature_names_in_ = getattr(inner, "feature_names_in_", None)
+
+    def predict(self, features: Any) -> Any:
+        time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError("the model broke")
+        return self.inner.predict(features)
+
+    def predict_proba(self, features: Any) -> Any:
+        return self.inner.predict_proba(features)

@@ -21,71 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.model import Model, ModelCard, load_model, save_model
+from infer_cli.model import Model, load_model, save_model
 from infer_cli.routes import App, ServeOptions
-from infer_cli.server import make_server
 from infer_cli.serving import reload_model
-from infer_cli.signature import Column, Signature
 
-COLUMNS = ["a", "b", "c", "d"]
-Server = Callable[..., tuple[App, int]]
-
-
-@pytest.fixture(scope="module")
-def numeric_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A scaler + logistic regression on four float columns: the server's fast lane."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame(rng.normal(size=(300, 4)), columns=COLUMNS)
-    y = np.where(x["a"] + x["b"] - x["c"] > 0, "yes", "no")
-    pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]).fit(x, y)
-    card = ModelCard(
-        task="classification",
-        target="label",
-        classes=["no", "yes"],
-        signature=Signature(tuple(Column(name, "float") for name in COLUMNS)),
-    )
-    path = tmp_path_factory.mktemp("numeric") / "numeric"
-    save_model(pipeline, card, path)
-    return path
-
-
-@pytest.fixture
-def serve() -> Iterator[Server]:
-    """Start an in-process server on a free port; stopped after the test."""
-    servers = []
-
-    def start(model: Model | None, **options: Any) -> tuple[App, int]:
-        app = App(ServeOptions(access_log=False, **options))
-        app.model = model
-        server = make_server(app, "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return app, server.server_address[1]
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-def call(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    content_type: str | None = "application/json",
-) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    headers = {"Content-Type": content_type} if content_type and body is not None else {}
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+from conftest import COLUMNS, Server, SlowEstimator, call
 
 
 def post_json(port: int, path: str, document: Any) -> tuple[int, Any]:
@@ -172,7 +112,7 @@ def test_fast_lane_matches_the_model(serve: Server, numeric_model: Path) -> None
 
 def test_concurrent_clients_each_get_their_own_rows(serve: Server, numeric_model: Path) -> None:
     loaded = load_model(numeric_model)
-    slow = Model(_Slow(loaded.estimator, 0.2), loaded.card, loaded.path)
+    slow = Model(SlowEstimator(loaded.estimator, 0.2), loaded.card, loaded.path)
     app, port = serve(slow)
     rows = np.random.default_rng(2).normal(size=(24, 4))
     expected = loaded.estimator.predict_proba(pd.DataFrame(rows, columns=COLUMNS))
@@ -199,25 +139,6 @@ def test_concurrent_clients_each_get_their_own_rows(serve: Server, numeric_model
     assert app.stats.requests == len(rows)
     assert app.stats.batches < len(rows), "requests that arrived together were not batched"
     assert app.stats.mean_batch_rows > 1
-
-
-class _Slow:
-    """An estimator that takes its time, for timeouts, batching and draining."""
-
-    def __init__(self, inner: Any, seconds: float, fail: bool = False) -> None:
-        self.inner = inner
-        self.seconds = seconds
-        self.fail = fail
-        self.feature_names_in_ = getattr(inner, "feature_names_in_", None)
-
-    def predict(self, features: Any) -> Any:
-        time.sleep(self.seconds)
-        if self.fail:
-            raise RuntimeError("the model broke")
-        return self.inner.predict(features)
-
-    def predict_proba(self, features: Any) -> Any:
-        return self.inner.predict_proba(features)
 
 
 def _error(body: bytes) -> dict[str, str]:
@@ -331,7 +252,7 @@ def test_a_slow_prediction_is_answered_504_and_a_broken_one_500(
     serve: Server, numeric_model: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     loaded = load_model(numeric_model)
-    slow = Model(_Slow(loaded.estimator, 1.0), loaded.card, loaded.path)
+    slow = Model(SlowEstimator(loaded.estimator, 1.0), loaded.card, loaded.path)
     _, port = serve(slow, request_timeout=0.2)
     results: list[int] = []
     first = threading.Thread(
@@ -344,7 +265,7 @@ def test_a_slow_prediction_is_answered_504_and_a_broken_one_500(
     status, document = post_json(port, "/invocations", {"inputs": [[1, 2, 3, 4]]})
     first.join(10)
     assert (status, document["error_code"]) == (504, "DEADLINE_EXCEEDED")
-    broken = Model(_Slow(loaded.estimator, 0, fail=True), loaded.card, loaded.path)
+    broken = Model(SlowEstimator(loaded.estimator, 0, fail=True), loaded.card, loaded.path)
     _, port = serve(broken)
     status, document = post_json(port, "/invocations", {"inputs": [[1, 2, 3, 4]]})
     assert status == 500

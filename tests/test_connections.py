@@ -1,0 +1,253 @@
+"""The server's HTTP/1.1 connection handling, over real sockets: pipelining, half-closed and
+slow clients, `Expect: 100-continue`, HTTP/1.0, oversized heads, time limits, draining."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infer_cli.errors import MalformedRequest
+from infer_cli.model import Model, load_model
+from infer_cli.routes import App, ServeOptions
+from infer_cli.server import make_server, parse_head
+
+from conftest import COLUMNS, Server, SlowEstimator, call
+
+
+def _invocation(row: list[float], proba: bool = False) -> bytes:
+    document: dict[str, Any] = {"inputs": [row]}
+    if proba:
+        document["params"] = {"proba": True}
+    body = json.dumps(document).encode()
+    return (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+class Replies:
+    """Reads HTTP responses one at a time off a socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self) -> tuple[int, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._more()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", 0))
+        while len(self.buffer) < length:
+            self._more()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split()[1]), headers, body
+
+    def closed(self) -> bool:
+        return not self.buffer and self.sock.recv(65536) == b""
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+
+
+def _connect(port: int) -> tuple[socket.socket, Replies]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return sock, Replies(sock)
+
+
+def test_pipelined_requests_are_answered_in_order(serve: Server, numeric_model: Path) -> None:
+    model = load_model(numeric_model)
+    _, port = serve(model)
+    rows = [[3.0, 2.0, -1.0, 0.0], [-3.0, -2.0, 1.0, 0.0]]
+    expected = model.predict(pd.DataFrame(rows, columns=COLUMNS)).values.tolist()
+    sock, replies = _connect(port)
+    sock.sendall(_invocation(rows[0]) + b"GET /ping HTTP/1.1\r\n\r\n" + _invocation(rows[1]))
+    first, ping, second = replies.next(), replies.next(), replies.next()
+    assert (first[0], json.loads(first[2])) == (200, {"predictions": [expected[0]]})
+    assert ping[0] == 200
+    assert (second[0], json.loads(second[2])) == (200, {"predictions": [expected[1]]})
+    sock.close()
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_reply(
+    serve: Server, numeric_model: Path
+) -> None:
+    _, port = serve(load_model(numeric_model))
+    sock, replies = _connect(port)
+    sock.sendall(_invocation([1.0, 2.0, 3.0, 4.0]))
+    sock.shutdown(socket.SHUT_WR)
+    status, headers, body = replies.next()
+    assert status == 200 and len(json.loads(body)["predictions"]) == 1
+    assert headers["connection"] == "close"
+    assert replies.closed()
+    sock.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(
+    serve: Server, numeric_model: Path
+) -> None:
+    _, port = serve(load_model(numeric_model))
+    request = _invocation([1.0, 2.0, 3.0, 4.0])
+    head, _, body = request.partition(b"\r\n\r\n")
+    sock, replies = _connect(port)
+    sock.sendall(head + b"\r\nExpect: 100-continue\r\n\r\n")
+    assert replies.next()[0] == 100
+    sock.sendall(body)
+    status, _, answer = replies.next()
+    assert status == 200 and len(json.loads(answer)["predictions"]) == 1
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /ping HTTP/1.1\r\n" + b"X-Filler: " + b"y" * 70_000 + b"\r\n\r\n", 431),
+        (b"GET /ping HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
+    ],
+)
+def test_oversized_or_malformed_heads_get_their_status_and_a_closed_connection(
+    serve: Server, numeric_model: Path, request_bytes: bytes, status: int
+) -> None:
+    _, port = serve(load_model(numeric_model))
+    sock, replies = _connect(port)
+    sock.sendall(request_bytes)
+    got, headers, body = replies.next()
+    assert got == status
+    assert headers["connection"] == "close"
+    assert json.loads(body)["error_code"] == "BAD_REQUEST"
+    assert replies.closed()
+    sock.close()
+
+
+def test_http_1_0_closes_unless_keep_alive_is_asked_for(serve: Server, numeric_model: Path) -> None:
+    _, port = serve(load_model(numeric_model))
+    sock, replies = _connect(port)
+    sock.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+    assert replies.next()[1]["connection"] == "close"
+    assert replies.closed()
+    sock.close()
+    sock, replies = _connect(port)
+    for _ in range(2):
+        sock.sendall(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, _ = replies.next()
+        assert (status, headers["connection"]) == (200, "keep-alive")
+    sock.close()
+
+
+def test_an_idle_connection_is_closed_after_the_read_timeout(
+    serve: Server, numeric_model: Path
+) -> None:
+    _, port = serve(load_model(numeric_model), read_timeout=0.3)
+    never_spoke, replies = _connect(port)
+    assert replies.closed()
+    kept_alive, replies = _connect(port)
+    kept_alive.sendall(b"GET /ping HTTP/1.1\r\n\r\n")
+    assert replies.next()[0] == 200
+    assert replies.closed()
+    never_spoke.close()
+    kept_alive.close()
+
+
+def test_a_client_slow_to_read_a_large_reply_holds_up_no_one(
+    serve: Server, numeric_model: Path
+) -> None:
+    model = load_model(numeric_model)
+    _, port = serve(model)
+    rows = np.random.default_rng(3).normal(size=(40_000, 4)).round(3)
+    body = json.dumps({"inputs": rows.tolist(), "params": {"proba": True}}).encode()
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(20)
+    slow.connect(("127.0.0.1", port))
+    slow.sendall(
+        b"POST /invocations HTTP/1.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    time.sleep(0.5)  # the reply, megabytes long, is now stuck in the server's send buffer
+    for _ in range(3):
+        assert call(port, "GET", "/ping")[0] == 200
+    status, _, answer = Replies(slow).next()
+    expected = model.predict(pd.DataFrame(rows, columns=COLUMNS), proba=True)
+    document = json.loads(answer)
+    assert status == 200 and len(answer) > 1_000_000
+    assert document["predictions"] == expected.values.tolist()
+    slow.close()
+
+
+def test_hundreds_of_connections_at_once_each_get_their_own_rows(
+    serve: Server, numeric_model: Path
+) -> None:
+    model = load_model(numeric_model)
+    app, port = serve(model)
+    rows = np.random.default_rng(4).normal(size=(200, 4)).round(4)
+    expected = model.predict(pd.DataFrame(rows, columns=COLUMNS), proba=True).probabilities
+    sockets = [_connect(port) for _ in rows]
+    for _ in range(2):
+        for (sock, _), row in zip(sockets, rows, strict=True):
+            sock.sendall(_invocation(row.tolist(), proba=True))
+        for index, (_, replies) in enumerate(sockets):
+            status, _, body = replies.next()
+            assert status == 200, body
+            assert np.allclose(json.loads(body)["probabilities"], [expected[index]])
+    assert app.stats.requests == 2 * len(rows)
+    assert app.stats.batches < len(rows), "requests read together were not batched"
+    for sock, _ in sockets:
+        sock.close()
+
+
+def test_shutdown_answers_the_request_in_flight_and_refuses_new_ones(
+    numeric_model: Path,
+) -> None:
+    loaded = load_model(numeric_model)
+    app = App(ServeOptions(access_log=False))
+    app.model = Model(SlowEstimator(loaded.estimator, 0.5), loaded.card, loaded.path)
+    server = make_server(app)
+    port = server.server_address[1]
+    loop = threading.Thread(target=server.serve_forever, daemon=True)
+    loop.start()
+    idle, idle_replies = _connect(port)
+    busy, replies = _connect(port)
+    busy.sendall(_invocation([1.0, 2.0, 3.0, 4.0]))
+    time.sleep(0.2)
+    stopper = threading.Thread(target=server.shutdown)
+    stopper.start()
+    status, headers, body = replies.next()
+    assert (status, headers["connection"]) == (200, "close")
+    assert len(json.loads(body)["predictions"]) == 1
+    assert idle_replies.closed()
+    stopper.join(10)
+    loop.join(10)
+    assert not loop.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    server.server_close()
+    idle.close()
+    busy.close()
+
+
+def test_parse_head_reads_bare_line_feeds_and_rejects_what_is_not_http() -> None:
+    head = parse_head(b"POST /invocations HTTP/1.1\nContent-Type: text/csv\nX-Empty:")
+    assert (head.method, head.path, head.version) == ("POST", "/invocations", "HTTP/1.1")
+    assert head.headers["content-type"] == "text/csv" and head.headers["x-empty"] == ""
+    assert head.keep_alive
+    assert not parse_head(b"GET / HTTP/1.1\r\nConnection: close").keep_alive
+    for bad in (b"GET /", b"GET / HTTP/2.0", b"GET / HTTP/1.1\r\n: no name"):
+        with pytest.raises(MalformedRequest):
+            parse_head(bad)
