@@ -33,7 +33,7 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         ("address", f"http://{config.host}:{config.port}/invocations"),
         ("model", f"{task}, sha256 {model.card.sha256[:12]}"),
         ("signature", inputs),
-        ("workers", f"{config.workers} process(es), a thread per connection"),
+        ("workers", f"{config.workers} process(es), one event loop each"),
         (
             "batching",
             f"up to {options.max_batch_rows} rows, waiting at most "
