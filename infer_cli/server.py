@@ -11,7 +11,6 @@ time (pipelined ones wait in its buffer), so its replies go out in order.
 from __future__ import annotations
 
 import contextlib
-import re
 import selectors
 import socket
 import threading
@@ -19,86 +18,20 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http import HTTPStatus
 
-from . import __version__
 from .batcher import Batcher
-from .errors import (
-    ClientTimeout,
-    DataError,
-    LengthRequired,
-    MalformedRequest,
-    PayloadTooLarge,
-    RequestTimeout,
-)
-from .routes import App, Headers, Job, Reply, Request, ServeOptions, error_reply
-from .serve_log import ACCESS_LOG, http_date, log, time_of_day
+from .errors import ClientTimeout, RequestTimeout
+from .http_messages import Head, body_length, encode_reply, parse_head, take_head
+from .routes import App, Job, Reply, Request, ServeOptions, error_reply
+from .serve_log import ACCESS_LOG, log, time_of_day
 
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEADERS = 100
 RECV_BYTES = 256 * 1024
 ACCEPTS_PER_WAKEUP = 64
 SWEEP_SECONDS = 0.05
 """How often time limits are checked: their precision."""
 BACKLOG = 1024
-SERVER = f"infer-cli/{__version__}"
-_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LISTENER = object()
 _WAKE = object()
-
-
-@dataclass
-class Head:
-    """A request's line and headers, and what they say about its body and connection."""
-
-    method: str
-    path: str
-    version: str
-    headers: Headers
-
-    @property
-    def keep_alive(self) -> bool:
-        connection = self.headers.get("connection", "").lower()
-        if "close" in connection:
-            return False
-        return self.version == "HTTP/1.1" or "keep-alive" in connection
-
-
-def parse_head(data: bytes) -> Head:
-    """The request line and headers (without the blank line that ends them)."""
-    lines = str(data, "iso-8859-1").split("\n")
-    request_line = lines[0].rstrip("\r")
-    parts = request_line.split()
-    if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
-        raise MalformedRequest(f"bad request line {request_line[:80]!r}")
-    if len(lines) - 1 > MAX_HEADERS:
-        raise MalformedRequest(f"more than {MAX_HEADERS} headers", 431)
-    headers = Headers()
-    for line in lines[1:]:
-        name, colon, value = line.rstrip("\r").partition(":")
-        if not colon or not name.strip():
-            raise MalformedRequest("malformed header line")
-        headers[name.strip().lower()] = value.strip()
-    return Head(parts[0], parts[1], parts[2], headers)
-
-
-def body_length(head: Head, limit: int) -> int:
-    """The body's length from Content-Length, which a body must have (no chunked bodies)."""
-    declared = head.headers.get("content-length")
-    if head.headers.get("transfer-encoding"):
-        raise LengthRequired("send the body with a Content-Length header, not chunked")
-    if declared is None:
-        if head.method in ("POST", "PUT", "PATCH"):
-            raise LengthRequired("send the body with a Content-Length header")
-        return 0
-    if not declared.isdigit():
-        raise DataError(f"invalid Content-Length '{declared}'")
-    length = int(declared)
-    if length > limit:
-        raise PayloadTooLarge(f"the body is {length} bytes; this server takes at most {limit}")
-    return length
 
 
 class _Connection:
@@ -352,17 +285,10 @@ class _Loop:
     def _take_request(self, connection: _Connection) -> Request | None:
         buffer = connection.buffer
         if connection.head is None:
-            while buffer[:2] == b"\r\n":  # stray line ends between requests are allowed
-                del buffer[:2]
-            end = _HEAD_END.search(buffer, 0, MAX_HEAD_BYTES + 4)
-            if end is None:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    if b"\n" not in buffer[:MAX_HEAD_BYTES]:
-                        raise MalformedRequest("request line too long", 414)
-                    raise MalformedRequest("request head too large", 431)
+            raw = take_head(buffer)
+            if raw is None:
                 return None
-            head = parse_head(bytes(buffer[: end.start()]))
-            del buffer[: end.end()]
+            head = parse_head(raw)
             connection.head = head
             connection.began = time.perf_counter()
             connection.close_after = not head.keep_alive
@@ -401,20 +327,7 @@ class _Loop:
 
     def _reply(self, connection: _Connection, reply: Reply, request: Request | None) -> None:
         close = connection.close_after or not self.accepting
-        head = [
-            _STATUS_LINES.get(reply.status, f"HTTP/1.1 {reply.status} Unknown\r\n"),
-            f"Server: {SERVER}\r\nDate: {http_date()}\r\n"
-            f"Content-Type: {reply.content_type}\r\nContent-Length: {len(reply.body)}\r\n",
-        ]
-        head += [f"{name}: {value}\r\n" for name, value in reply.headers]
-        if close:
-            head.append("Connection: close\r\n")
-        elif request is not None and "keep-alive" in request.headers.get("connection", ""):
-            head.append("Connection: keep-alive\r\n")
-        head.append("\r\n")
-        payload = "".join(head).encode("latin-1")
-        if request is None or request.method != "HEAD":
-            payload += reply.body
+        payload = encode_reply(reply, request, close)
         connection.close_after = close
         self._record(connection, reply, request)
         self._send(connection, payload)
