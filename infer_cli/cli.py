@@ -558,33 +558,41 @@ def serve(
     import os
     from pathlib import Path
 
-    from rich.console import Console
+    from .quick_start import quick_start
 
     # One-row predictions gain nothing from BLAS threads, and workers share the cores.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    from .model import TRUST_ENV_VAR, resolve_model_path
+    with quick_start() as loaded:
+        from rich.console import Console
 
-    if trust_types is not None:
-        # The environment reaches every load: the workers' and a --reload's.
-        os.environ[TRUST_ENV_VAR] = trust_types
-    from .routes import ServeOptions
-    from .serve_report import render_banner, render_summary
-    from .serving import ServeConfig
-    from .serving import serve as run
+        from .model import TRUST_ENV_VAR, resolve_model_path
 
-    # Not summary.stderr_console: that module imports pandas before the socket is bound.
-    console = Console(stderr=True, quiet=quiet, highlight=False)
-    options = ServeOptions(
-        max_body_bytes=int(max_body_mb * 1024 * 1024),
-        request_timeout=timeout,
-        read_timeout=read_timeout,
-        max_batch_rows=max_batch_size,
-        max_batch_delay=max_batch_delay_ms / 1000,
-        access_log=access_log and not quiet,
-    )
-    config = ServeConfig(Path(resolve_model_path(model)), host, port, workers, reload, options)
-    summary = run(config, lambda *ready: render_banner(console, *ready))
+        if trust_types is not None:
+            # The environment reaches every load: the workers' and a --reload's.
+            os.environ[TRUST_ENV_VAR] = trust_types
+        from .routes import ServeOptions
+        from .serve_report import render_banner, render_summary
+        from .serving import ServeConfig
+        from .serving import serve as run
+
+        # Not summary.stderr_console: that module imports pandas before the socket is bound.
+        console = Console(stderr=True, quiet=quiet, highlight=False)
+        options = ServeOptions(
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            request_timeout=timeout,
+            read_timeout=read_timeout,
+            max_batch_rows=max_batch_size,
+            max_batch_delay=max_batch_delay_ms / 1000,
+            access_log=access_log and not quiet,
+        )
+        config = ServeConfig(Path(resolve_model_path(model)), host, port, workers, reload, options)
+
+        def ready(*announced: Any) -> None:
+            loaded()
+            render_banner(console, *announced)
+
+        summary = run(config, ready)
     render_summary(console, summary)
 
 
