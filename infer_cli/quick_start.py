@@ -1,15 +1,16 @@
 """A server's start-up without the work that buys it nothing.
 
-Loading a model imports scikit-learn, SciPy and pandas, about 1.3 s of a 1.6 s start here,
-and two parts of that serve no prediction (both measured):
+Loading a model imports scikit-learn, SciPy and pandas, most of the time `serve` takes to
+start, and two parts of that serve no prediction (measured on a 2-core machine, where they
+took 0.35 s of a 1.6 s start; see benchmarks/bench_startup.py):
 
 - The cyclic garbage collector walks the objects being made again and again while modules
-  are imported, about a tenth of the start. It is paused until the model is loaded; then
-  everything made so far is frozen, so that no later collection walks it either (a full one
-  took 80 ms before), and the collector runs again.
+  are imported (0.12 s). It is paused until the model is loaded; then everything made so
+  far is frozen, so that no later collection walks it either (a full one took 80 ms
+  before), and the collector runs again.
 - SciPy rewrites the docstrings of some 470 functions as it is imported: its
-  `xp_capabilities` decorator parses each one to append a note on array API support, about
-  0.25 s. Until the model is loaded the decorator still records each function's
+  `xp_capabilities` decorator parses each one to append a note on array API support
+  (0.23 s). Until the model is loaded the decorator still records each function's
   capabilities in SciPy's table, as before, but leaves the docstring as written.
 """
 
