@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -182,17 +184,8 @@ def _run_server(
     command: list[str], script: Path, levels: tuple[int, ...], seconds: int, work: Path
 ) -> dict[str, Any]:
     port = _free_port()
-    env = {**os.environ, "PATH": f"{Path(command[0]).parent}:{os.environ.get('PATH', '')}"}
-    log = (work / "server.log").open("ab")
     began = time.perf_counter()
-    process = subprocess.Popen(
-        [part.replace("{port}", str(port)) for part in command],
-        stdout=log,
-        stderr=log,
-        env=env,
-        start_new_session=True,
-    )
-    try:
+    with running(command, port, work) as process:
         ready = _wait_ready(port, process, began)
         url = f"http://127.0.0.1:{port}/invocations"
         _wrk(script, url, 16, 1)  # warm-up
@@ -200,14 +193,30 @@ def _run_server(
         for level in levels:
             run["levels"][str(level)] = _wrk(script, url, level, seconds)
         return run
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+
+
+@contextmanager
+def running(command: list[str], port: int, work: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server started from `command` ({port} filled in), logging to work/server.log, in a
+    session of its own so that stopping it stops its workers too."""
+    env = {**os.environ, "PATH": f"{Path(command[0]).parent}:{os.environ.get('PATH', '')}"}
+    with (work / "server.log").open("ab") as log:
+        process = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in command],
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def _free_port() -> int:

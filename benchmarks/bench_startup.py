@@ -22,16 +22,14 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_serve import _build_model, _free_port, _infer_command, _mlflow_command
+from bench_serve import _build_model, _free_port, _infer_command, _mlflow_command, running
 
 IDLE_SHARE = 0.15
 IDLE_PATIENCE_SECONDS = 60.0
@@ -70,17 +68,8 @@ def main() -> None:
 
 def _start(command: list[str], body: str, poll: float, work: Path) -> dict[str, float]:
     port = _free_port()
-    env = {**os.environ, "PATH": f"{Path(command[0]).parent}:{os.environ.get('PATH', '')}"}
-    log = (work / "server.log").open("ab")
     began = time.perf_counter()
-    process = subprocess.Popen(
-        [part.replace("{port}", str(port)) for part in command],
-        stdout=log,
-        stderr=log,
-        env=env,
-        start_new_session=True,
-    )
-    try:
+    with running(command, port, work) as process:
         while _status(port, "GET", "/ping") != 200:
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited with status {process.returncode}")
@@ -101,14 +90,6 @@ def _start(command: list[str], body: str, poll: float, work: Path) -> dict[str, 
             "second_ms": latencies[1] * 1000,
             "load": os.getloadavg()[0],
         }
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 def _status(port: int, method: str, path: str, body: str | None = None) -> int | None:
