@@ -97,7 +97,8 @@ def make_model(workdir: Path) -> Path:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from infer_cli.model import ModelCard, save_model
+    from infer_cli.model import ModelCard
+    from infer_cli.model_store import save_model
     from infer_cli.signature import Column, Signature
 
     directory = workdir / "model"

@@ -109,7 +109,8 @@ def _build_model(name: str, work: Path, mlflow_python: str) -> tuple[str, Path, 
     import numpy as np
     import pandas as pd
 
-    from infer_cli.model import ModelCard, save_model
+    from infer_cli.model import ModelCard
+    from infer_cli.model_store import save_model
     from infer_cli.signature import Column, Signature
 
     if name == "numeric":

@@ -147,7 +147,7 @@ def train(
     """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
     from .batch_io import read_table
     from .errors import UsageError
-    from .model import MODEL_FILES, save_model
+    from .model_store import MODEL_FILES, save_model
     from .summary import render_notices, render_train_report, stderr_console
     from .timing import Stopwatch
     from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
@@ -279,7 +279,7 @@ def predict(
     from .batch_io import check_delimiter
     from .dask_engine import DaskScoring, require_dask
     from .errors import UsageError
-    from .model import load_model
+    from .model_store import load_model
     from .scoring import BatchScoring, ScoringOptions
     from .summary import (
         predict_figures,
@@ -381,7 +381,7 @@ def info(
 ) -> None:
     """Show the model card: origin, task, signature, metrics, versions, format and integrity."""
     from .errors import ModelError
-    from .model import inspect_model
+    from .model_store import inspect_model
     from .reports import inspection_json, render_model_card
     from .serialization import UntrustedTypes
     from .summary import stderr_console
@@ -426,7 +426,7 @@ def evaluate(
     """Measure a model's quality on a labelled file, streamed as predict streams it."""
     from .evaluation import evaluate as measure
     from .evaluation import read_labelled
-    from .model import load_model
+    from .model_store import load_model
     from .reports import render_evaluation
     from .summary import render_notices, stderr_console
 
@@ -479,7 +479,7 @@ def bench(
     )
     from .errors import UsageError
     from .loadgen import Target
-    from .model import load_model
+    from .model_store import load_model
     from .reports import render_bench
     from .summary import render_notices, stderr_console
 
@@ -566,7 +566,7 @@ def serve(
     with quick_start() as loaded:
         from rich.console import Console
 
-        from .model import TRUST_ENV_VAR, resolve_model_path
+        from .model_store import TRUST_ENV_VAR, resolve_model_path
 
         if trust_types is not None:
             # The environment reaches every load: the workers' and a --reload's.

@@ -182,3 +182,10 @@ class MalformedRequest(InferError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.http_status = status
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type if it has none), for one-line
+    error messages that name a cause without its traceback."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

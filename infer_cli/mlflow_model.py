@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 from .serialization import (
     SKOPS,
     TrustReview,
@@ -29,7 +29,8 @@ from .serialization import (
 from .signature import Column, ColumnType, Signature
 
 if TYPE_CHECKING:
-    from .model import Inspection, Model, ModelCard
+    from .model import Model, ModelCard
+    from .model_store import Inspection
 
 MLMODEL_FILE = "MLmodel"
 SKLEARN_FLAVOR = "sklearn"
@@ -87,7 +88,7 @@ def describe_mlflow_model(location: Path) -> MlflowDescription:
     except OSError as exc:
         raise ModelError(f"cannot read {mlmodel}: {exc.strerror}") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{mlmodel}: not valid YAML ({_first_line(exc)})") from exc
+        raise ModelError(f"{mlmodel}: not valid YAML ({first_line(exc)})") from exc
     if not isinstance(document, dict) or not isinstance(document.get("flavors"), dict):
         raise ModelError(f"{mlmodel}: not an MLflow model file (no flavors)")
     flavors: dict[str, Any] = document["flavors"]
@@ -122,7 +123,7 @@ def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Mod
     """Load the scikit-learn model of an MLflow model directory, as the core's `Model`."""
     from sklearn.base import is_classifier
 
-    from .model import Model, _version_notices
+    from .model import Model, version_notices
 
     description = describe_mlflow_model(location)
     payload = _read_payload(description)
@@ -146,7 +147,7 @@ def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Mod
     card.classes = None if classes is None else np.asarray(classes).tolist()
     if description.signature is None:
         card.signature = _signature_of_estimator(estimator, description.model_path)
-    notices = _version_notices(card)
+    notices = version_notices(card)
     if description.predict_fn != "predict":
         notices.append(
             f"MLflow serves this model's {description.predict_fn}; infer-cli predicts with "
@@ -157,7 +158,7 @@ def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Mod
 
 def inspect_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Inspection:
     """Describe an MLflow model directory for `info` without loading its estimator."""
-    from .model import Inspection
+    from .model_store import Inspection
 
     description = describe_mlflow_model(location)
     payload = _read_payload(description)
@@ -332,8 +333,3 @@ def _example(location: Path, info: Any) -> list[dict[str, Any]]:
     if isinstance(document, list):
         return [row for row in document[:EXAMPLE_ROWS] if isinstance(row, dict)]
     return []
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -1,25 +1,11 @@
-"""The model core: save, load, verify and predict. Every command goes through it.
-
-Nothing else in the package unpickles a model or validates input. A saved model is a
-directory holding `model.joblib` or `model.skops` (the fitted Pipeline) and `model.json`
-(its card). MLflow model directories are read by `mlflow_model`, skops and pickle files by
-`serialization`, both on behalf of this module.
+"""The model core: a loaded model and its card, validating input and predicting. Every
+command goes through it; nothing else in the package validates input. Saving and loading
+model directories is `model_store`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
-import platform
-import shutil
-import tempfile
-import time
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +13,13 @@ import numpy as np
 import pandas as pd
 
 from .array_route import ArrayRoute, routes_agree
-from .errors import DataError, ModelError, UsageError
-from .serialization import TrustReview, describe, dump_skops, is_pickle_based, load_skops
-from .serialization import review_trust as _review_trust
-from .signature import Column, Signature
+from .errors import DataError, ModelError, UsageError, first_line
+from .signature import Signature
 
 MODEL_FILE = "model.joblib"
-SKOPS_MODEL_FILE = "model.skops"
-MODEL_FILES = {"joblib": MODEL_FILE, "skops": SKOPS_MODEL_FILE}
-CARD_FILE = "model.json"
 # Format 2 may hold model.skops. A joblib model is still written as format 1, which
 # infer-cli versions from before skops read as they always did.
 FORMAT_VERSION = 2
-DEFAULT_MODEL_DIR = "model"
-MODEL_ENV_VAR = "INFER_CLI_MODEL"
-TRUST_ENV_VAR = "INFER_CLI_TRUST_TYPES"
-_READ_ATTEMPTS = 20
-BARE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 @dataclass
@@ -238,9 +214,9 @@ class Model:
             values = self.estimator.predict(features)
             probabilities = self.estimator.predict_proba(features) if proba else None
         except (ValueError, TypeError) as exc:
-            raise DataError(f"the model cannot score this input: {_first_line(exc)}") from exc
+            raise DataError(f"the model cannot score this input: {first_line(exc)}") from exc
         except Exception as exc:
-            raise ModelError(f"the model failed while predicting: {_first_line(exc)}") from exc
+            raise ModelError(f"the model failed while predicting: {first_line(exc)}") from exc
         return values, probabilities
 
     def _route(self) -> ArrayRoute | None:
@@ -258,295 +234,7 @@ class Prepared:
     notices: list[str] = field(default_factory=list)
 
 
-def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
-    """The model a command uses: `-m`, else $INFER_CLI_MODEL, else ./model."""
-    if path is not None and str(path) != "":
-        return Path(path)
-    return Path(os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_DIR)
-
-
-def resolve_trust_types(trust_types: Iterable[str] | None) -> tuple[str, ...]:
-    """The types a skops model may hold beyond those vouched for: the ones given, else
-    $INFER_CLI_TRUST_TYPES (comma-separated), which also reaches a server's workers."""
-    if trust_types is None:
-        trust_types = os.environ.get(TRUST_ENV_VAR, "").split(",")
-    return tuple(name.strip() for name in trust_types if name.strip())
-
-
-def library_versions() -> dict[str, str]:
-    import joblib
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-        "joblib": joblib.__version__,
-    }
-
-
-def save_model(
-    estimator: Any,
-    card: ModelCard,
-    directory: str | os.PathLike[str],
-    *,
-    serialization: str = "joblib",
-) -> ModelCard:
-    """Write a model directory atomically and return the card as written.
-
-    The files are written into a temporary sibling and renamed into place, so a reader
-    never sees a half-written model; an existing model is replaced only once the new one
-    is complete. `serialization` is joblib or skops.
-    """
-    if serialization not in MODEL_FILES:
-        raise UsageError(f"cannot save a model as '{serialization}' (joblib or skops)")
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        payload, card.trusted_types = _serialize(estimator, serialization)
-        card.serialization = serialization
-        card.model_file = MODEL_FILES[serialization]
-        card.format_version = 2 if serialization == "skops" else 1
-        card.sha256 = hashlib.sha256(payload).hexdigest()
-        card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        card.versions = card.versions or library_versions()
-        _write_synced(staging / card.model_file, payload)
-        _write_synced(staging / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
-        _replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return card
-
-
-def load_model(
-    path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
-) -> Model:
-    """Load a model directory (verifying its SHA-256 first), an MLflow model directory or a
-    bare joblib/pickle file. `trust_types` admits types of a skops file that nothing else
-    vouches for."""
-    location = resolve_model_path(path)
-    trust_types = resolve_trust_types(trust_types)
-    if location.is_dir():
-        if _is_mlflow(location):
-            from .mlflow_model import load_mlflow_model
-
-            return load_mlflow_model(location, trust_types=trust_types)
-        return _load_directory(location, trust_types)
-    if location.is_file():
-        if location.suffix.lower() not in BARE_SUFFIXES:
-            raise ModelError(
-                f"{location}: not a model (expected a model directory or a "
-                f"{'/'.join(BARE_SUFFIXES)} file)"
-            )
-        return _load_bare(location)
-    hint = "train one with `infer-cli train`, or point -m or $INFER_CLI_MODEL at one"
-    raise ModelError(f"no model at '{location}' ({hint})")
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """What `info` shows: the card, and the file's state on disk, found without trusting it."""
-
-    path: Path
-    kind: str
-    serialization: str
-    card: ModelCard
-    size_bytes: int
-    sha256_actual: str
-    matches: bool | None
-    pickle_based: bool = True
-    trust: TrustReview | None = None
-
-
-def inspect_model(
-    path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
-) -> Inspection:
-    """Describe a model. A directory is read without unpickling, so a tampered file is
-    reported rather than loaded; a bare file has no card and must be loaded to be described.
-    """
-    location = resolve_model_path(path)
-    trust_types = resolve_trust_types(trust_types)
-    if location.is_dir() and _is_mlflow(location):
-        from .mlflow_model import inspect_mlflow_model
-
-        return inspect_mlflow_model(location, trust_types=trust_types)
-    if not location.is_dir():
-        model = load_model(location)
-        return Inspection(
-            location, "bare estimator file", "joblib/pickle (can run code when loaded)",
-            model.card, location.stat().st_size, model.card.sha256, None,
-        )  # fmt: skip
-    card_bytes, payload = _read_model_files(location)
-    try:
-        card = ModelCard.from_dict(json.loads(card_bytes))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
-    actual = hashlib.sha256(payload).hexdigest()
-    trust = None
-    if card.serialization == "skops":
-        source = location / card.model_file
-        trust = _review_trust(payload, source, listed=card.trusted_types, trust=trust_types)
-    return Inspection(
-        location, "infer-cli model directory", describe(card.serialization),
-        card, len(payload), actual, actual == card.sha256,
-        pickle_based=is_pickle_based(card.serialization), trust=trust,
-    )  # fmt: skip
-
-
-def _is_mlflow(location: Path) -> bool:
-    from .mlflow_model import is_mlflow_directory
-
-    return not (location / CARD_FILE).exists() and is_mlflow_directory(location)
-
-
-def _serialize(estimator: Any, serialization: str) -> tuple[bytes, list[str]]:
-    """The model file's bytes, and the types beyond skops's own that it needs trusted."""
-    if serialization == "skops":
-        return dump_skops(estimator)
-    import joblib
-
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
-    return buffer.getvalue(), []
-
-
-def _load_directory(location: Path, trust_types: Iterable[str] = ()) -> Model:
-    card_bytes, payload = _read_model_files(location)
-    try:
-        card = ModelCard.from_dict(json.loads(card_bytes))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
-    if card.format_version > FORMAT_VERSION:
-        raise ModelError(
-            f"{location}: model format {card.format_version} is newer than this infer-cli "
-            f"understands ({FORMAT_VERSION}); upgrade infer-cli"
-        )
-    actual = hashlib.sha256(payload).hexdigest()
-    source = location / card.model_file
-    if actual != card.sha256:
-        raise ModelError(
-            f"{source}: SHA-256 mismatch (recorded {card.sha256[:12]}, "
-            f"found {actual[:12]}); the file was changed after it was saved, refusing to load it"
-        )
-    if card.serialization == "skops":
-        estimator = load_skops(payload, source, listed=card.trusted_types, trust=trust_types)
-    else:
-        estimator = _unpickle(payload, source)
-    return Model(estimator, card, location, _version_notices(card))
-
-
-def _load_bare(location: Path) -> Model:
-    payload = location.read_bytes()
-    estimator = _unpickle(payload, location)
-    if not hasattr(estimator, "predict"):
-        raise ModelError(f"{location}: holds a {type(estimator).__name__}, not a model")
-    from sklearn.base import is_classifier
-
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is not None:
-        signature = Signature(tuple(Column(str(name), "any") for name in names))
-    else:
-        count = int(getattr(estimator, "n_features_in_", 0))
-        if count == 0:
-            raise ModelError(f"{location}: the estimator does not say which columns it takes")
-        signature = Signature(
-            tuple(Column(f"column_{i}", "any") for i in range(count)), positional=True
-        )
-    classes = getattr(estimator, "classes_", None)
-    card = ModelCard(
-        task="classification" if is_classifier(estimator) else "regression",
-        target=None,
-        classes=None if classes is None else np.asarray(classes).tolist(),
-        signature=signature,
-        sha256=hashlib.sha256(payload).hexdigest(),
-    )
-    return Model(estimator, card, location)
-
-
-def _read_model_files(location: Path) -> tuple[bytes, bytes]:
-    """Read the card and the model through one directory handle.
-
-    Opening both relative to the same directory descriptor means a save that swaps the
-    directory midway cannot pair one model's card with another model's file. A save can
-    still remove the old directory while it is being read, or be between its two renames:
-    then the read starts again, briefly, on the new one.
-    """
-    for attempt in range(_READ_ATTEMPTS):
-        try:
-            return _read_once(location)
-        except _Replaced:
-            time.sleep(0.002 * (attempt + 1))
-    raise ModelError(f"{location}: the model kept changing while it was read; try again")
-
-
-class _Replaced(Exception):
-    """The model directory was replaced while being opened or read."""
-
-
-def _read_once(location: Path) -> tuple[bytes, bytes]:
-    try:
-        directory = os.open(location, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError as exc:
-        raise _Replaced from exc
-    except OSError as exc:
-        raise ModelError(f"cannot open model directory '{location}': {exc.strerror}") from exc
-    try:
-        try:
-            card_bytes = _read_at(directory, location, CARD_FILE)
-            return card_bytes, _read_at(directory, location, _model_file_of(card_bytes, location))
-        except ModelError:
-            if _moved(directory, location):
-                raise _Replaced from None
-            raise
-    finally:
-        os.close(directory)
-
-
-def _moved(directory: int, location: Path) -> bool:
-    """Whether `location` no longer names the directory open as `directory`."""
-    try:
-        return os.stat(location).st_ino != os.fstat(directory).st_ino
-    except FileNotFoundError:
-        return True
-
-
-def _model_file_of(card_bytes: bytes, location: Path) -> str:
-    try:
-        name = json.loads(card_bytes).get("model_file", MODEL_FILE)
-    except (ValueError, AttributeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
-    if name not in MODEL_FILES.values():
-        raise ModelError(f"{location / CARD_FILE}: unknown model file '{name}'")
-    return str(name)
-
-
-def _read_at(directory: int, location: Path, name: str) -> bytes:
-    try:
-        descriptor = os.open(name, os.O_RDONLY, dir_fd=directory)
-    except FileNotFoundError as exc:
-        raise ModelError(f"{location}: not a model directory (no {name})") from exc
-    except OSError as exc:
-        raise ModelError(f"cannot read {location / name}: {exc.strerror}") from exc
-    with os.fdopen(descriptor, "rb") as handle:
-        return handle.read()
-
-
-def _unpickle(payload: bytes, source: Path) -> Any:
-    import joblib
-
-    try:
-        with warnings.catch_warnings():
-            # The version check below says this once, in one line, instead.
-            warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
-            return joblib.load(io.BytesIO(payload))
-    except Exception as exc:
-        raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
-
-
-def _version_notices(card: ModelCard) -> list[str]:
+def version_notices(card: ModelCard) -> list[str]:
     import sklearn
 
     trained = card.versions.get("scikit-learn")
@@ -556,28 +244,3 @@ def _version_notices(card: ModelCard) -> list[str]:
             "predictions may differ"
         ]
     return []
-
-
-def _write_synced(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    if not target.is_dir():
-        raise UsageError(f"cannot save the model to '{target}': a file of that name exists")
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.rmdir(retired)
-    os.rename(target, retired)
-    os.rename(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

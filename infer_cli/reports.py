@@ -15,7 +15,8 @@ from rich.table import Table
 
 from .benchmarking import BenchReport
 from .evaluation import Evaluation
-from .model import Inspection, ModelCard
+from .model import ModelCard
+from .model_store import Inspection
 from .summary import count, key_value_table, metric_tables
 
 

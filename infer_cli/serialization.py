@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 SKOPS = "skops"
 PICKLE_BASED = ("joblib", "pickle", "cloudpickle")
@@ -90,7 +90,7 @@ def review_trust(
     try:
         untrusted = tuple(skops.io.get_untrusted_types(data=payload))
     except Exception as exc:
-        raise ModelError(f"{source}: not a readable skops file ({_first_line(exc)})") from exc
+        raise ModelError(f"{source}: not a readable skops file ({first_line(exc)})") from exc
     listed_set, trust_set = set(listed), set(trust)
     vouched = tuple(name for name in untrusted if name in listed_set and _vouchable(name))
     named = tuple(name for name in untrusted if name in trust_set and name not in vouched)
@@ -115,12 +115,12 @@ def load_skops(
     except UntrustedTypesFoundException as exc:
         review = review_trust(payload, source, listed=listed, trust=trust)
         if not review.refused:
-            raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
+            raise ModelError(f"{source}: cannot load the model ({first_line(exc)})") from exc
         raise UntrustedTypes(source, list(review.refused), listed) from None
     except Exception as exc:
         if not zipfile.is_zipfile(io.BytesIO(payload)):
-            raise ModelError(f"{source}: not a readable skops file ({_first_line(exc)})") from exc
-        raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
+            raise ModelError(f"{source}: not a readable skops file ({first_line(exc)})") from exc
+        raise ModelError(f"{source}: cannot load the model ({first_line(exc)})") from exc
 
 
 def dump_skops(estimator: Any) -> tuple[bytes, list[str]]:
@@ -147,7 +147,7 @@ def load_pickled(payload: bytes, source: Path, serialization: str) -> Any:
             if serialization == "pickle":
                 return pickle.loads(payload)
     except Exception as exc:
-        raise ModelError(f"{source}: cannot load the model ({_first_line(exc)})") from exc
+        raise ModelError(f"{source}: cannot load the model ({first_line(exc)})") from exc
     raise ModelError(
         f"{source}: unknown serialization '{serialization}' "
         f"(infer-cli reads {', '.join(SERIALIZATIONS)})"
@@ -164,8 +164,3 @@ def _quiet_version_warnings() -> Iterator[None]:
         # The core says this once, in one line, from the versions it knows.
         warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
         yield
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from infer_cli.cli import app
-from infer_cli.model import Model, ModelCard, save_model
+from infer_cli.model import Model, ModelCard
+from infer_cli.model_store import save_model
 from infer_cli.routes import App, ServeOptions
 from infer_cli.server import make_server
 from infer_cli.signature import Column, Signature

@@ -16,7 +16,8 @@ import pytest
 
 from infer_cli.errors import MalformedRequest
 from infer_cli.http_messages import parse_head
-from infer_cli.model import Model, load_model
+from infer_cli.model import Model
+from infer_cli.model_store import load_model
 from infer_cli.routes import App, ServeOptions
 from infer_cli.server import make_server
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from infer_cli.dask_engine import DaskScoring
-from infer_cli.model import load_model
+from infer_cli.model_store import load_model
 from infer_cli.scoring import BatchScoring, ScoringOptions
 
 from conftest import run_infer_cli

@@ -21,7 +21,7 @@ from sklearn.metrics import (
 
 from infer_cli.errors import DataError, UsageError
 from infer_cli.evaluation import LabelledChunk, evaluate
-from infer_cli.model import load_model
+from infer_cli.model_store import load_model
 
 
 def chunks(frame: pd.DataFrame, size: int) -> list[LabelledChunk]:

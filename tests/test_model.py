@@ -14,9 +14,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from infer_cli.errors import DataError, ModelError, UsageError
-from infer_cli.model import (
+from infer_cli.model import MODEL_FILE
+from infer_cli.model_store import (
     CARD_FILE,
-    MODEL_FILE,
     inspect_model,
     load_model,
     resolve_model_path,
@@ -192,7 +192,7 @@ def test_saving_over_a_model_is_atomic_for_concurrent_readers(
 def test_prepared_requests_scored_together_match_predict(
     trained_models: dict[str, Path], sample_data: Path, name: str
 ) -> None:
-    from infer_cli.model import load_model
+    from infer_cli.model_store import load_model
 
     model = load_model(trained_models[name])
     rows = pd.read_csv(sample_data / f"{name}_new.csv").head(6)

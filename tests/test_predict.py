@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from infer_cli.model import load_model
+from infer_cli.model_store import load_model
 from infer_cli.scoring import BatchScoring, ScoringOptions
 
 from conftest import run_infer_cli

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from infer_cli.errors import ModelError
-from infer_cli.model import load_model
+from infer_cli.model_store import load_model
 from infer_cli.quick_start import quick_start
 
 # Run in a fresh interpreter: SciPy must not be imported yet for the quick start to apply.
 PROBE = """
 import gc, json, sys
 import pandas as pd
-from infer_cli.model import load_model
+from infer_cli.model_store import load_model
 
 paused = False
 if sys.argv[2] == "quick":

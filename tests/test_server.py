@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.model import Model, load_model, save_model
+from infer_cli.model import Model
+from infer_cli.model_store import load_model, save_model
 from infer_cli.routes import App, ServeOptions
 from infer_cli.serving import reload_model
 
