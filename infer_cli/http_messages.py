@@ -83,12 +83,14 @@ def body_length(head: Head, limit: int) -> int:
         if head.method in ("POST", "PUT", "PATCH"):
             raise LengthRequired("send the body with a Content-Length header")
         return 0
-    if not declared.isdigit():
-        raise DataError(f"invalid Content-Length '{declared}'")
-    length = int(declared)
-    if length > limit:
-        raise PayloadTooLarge(f"the body is {length} bytes; this server takes at most {limit}")
-    return length
+    # isdigit() alone takes '²' (in Latin-1), and int() refuses thousands of digits.
+    if not declared.isascii() or not declared.isdigit():
+        raise DataError(f"invalid Content-Length '{declared[:40]}'")
+    digits = declared.lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or int(digits) > limit:
+        size = digits if len(digits) <= 20 else f"more than {limit}"
+        raise PayloadTooLarge(f"the body is {size} bytes; this server takes at most {limit}")
+    return int(digits)
 
 
 def encode_reply(reply: Reply, request: Request | None, close: bool) -> bytes:
@@ -101,7 +103,7 @@ def encode_reply(reply: Reply, request: Request | None, close: bool) -> bytes:
     head += [f"{name}: {value}\r\n" for name, value in reply.headers]
     if close:
         head.append("Connection: close\r\n")
-    elif request is not None and "keep-alive" in request.headers.get("connection", ""):
+    elif request is not None and "keep-alive" in request.headers.get("connection", "").lower():
         head.append("Connection: keep-alive\r\n")
     head.append("\r\n")
     payload = "".join(head).encode("latin-1")

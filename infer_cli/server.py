@@ -77,6 +77,11 @@ class _Connection:
         """Part of a request has arrived."""
         return self.head is not None or bool(self.buffer)
 
+    @property
+    def said_all(self) -> bool:
+        """The client has half-closed and nothing but line ends is left to answer."""
+        return self.eof and not self.buffer.strip()
+
 
 class PredictionServer:
     """Serves `app` on a listening socket, bound at once; `serve_forever()` runs the loop and
@@ -240,8 +245,9 @@ class _Loop:
             data = b""
         if not data:
             if connection.busy:
-                # Half-closed after sending: the reply still goes out, then the connection ends.
-                connection.eof = connection.close_after = True
+                # Half-closed after sending: what it sent, pipelined requests included, is
+                # still answered, and the connection ends after the last reply.
+                connection.eof = True
                 self._watch(connection)
             else:
                 self._close(connection)
@@ -276,6 +282,10 @@ class _Loop:
                 connection.deadline = time.monotonic() + self.options.request_timeout
                 self.waiting[routed] = connection
                 self.routed.append(routed)
+        if connection.eof and not connection.busy:
+            # Whatever is left of a half-closed client's bytes can never become a request.
+            self._close(connection)
+            return
         if _is_open(connection) and connection.reading and not connection.busy:
             self.partial.add(connection)
         else:
@@ -326,7 +336,7 @@ class _Loop:
                     self._next_request(connection)
 
     def _reply(self, connection: _Connection, reply: Reply, request: Request | None) -> None:
-        close = connection.close_after or not self.accepting
+        close = connection.close_after or not self.accepting or connection.said_all
         payload = encode_reply(reply, request, close)
         connection.close_after = close
         self._record(connection, reply, request)
@@ -342,6 +352,8 @@ class _Loop:
         self.app.stats.record(reply.status, elapsed)
         if self.options.access_log:
             line = f"{request.method} {request.path}" if request else "-"
+            if not line.isprintable():  # no terminal escapes from a client in the log
+                line = line.encode("unicode_escape").decode("ascii")
             ACCESS_LOG.add(
                 f'{connection.peer} - [{time_of_day()}] "{line}" '
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"

@@ -100,6 +100,32 @@ def test_a_client_that_half_closes_after_its_request_still_gets_the_reply(
     sock.close()
 
 
+def test_a_client_that_half_closes_after_pipelined_requests_gets_every_reply(
+    numeric_model: Path,
+) -> None:
+    loaded = load_model(numeric_model)
+    app = App(ServeOptions(access_log=False))
+    # Slow enough that the half-close is read while the first prediction is being scored.
+    app.model = Model(SlowEstimator(loaded.estimator, 0.2), loaded.card, loaded.path)
+    server = make_server(app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sock, replies = _connect(server.server_address[1])
+    rows = [[3.0, 2.0, -1.0, 0.0], [-3.0, -2.0, 1.0, 0.0]]
+    sock.sendall(_invocation(rows[0]) + _invocation(rows[1]) + b"GET /ping HTTP/1.1\r\n\r\n")
+    sock.shutdown(socket.SHUT_WR)
+    answers = [replies.next() for _ in range(3)]
+    expected = loaded.predict(pd.DataFrame(rows, columns=COLUMNS)).values.tolist()
+    assert [json.loads(body)["predictions"] for _, _, body in answers[:2]] == [
+        [expected[0]],
+        [expected[1]],
+    ]
+    assert answers[2][0] == 200 and answers[2][1]["connection"] == "close"
+    assert replies.closed()
+    sock.close()
+    server.shutdown()
+    server.server_close()
+
+
 def test_expect_100_continue_is_answered_before_the_body(
     serve: Server, numeric_model: Path
 ) -> None:
@@ -122,6 +148,9 @@ def test_expect_100_continue_is_answered_before_the_body(
         (b"GET /ping HTTP/1.1\r\n" + b"X-Filler: " + b"y" * 70_000 + b"\r\n\r\n", 431),
         (b"GET /ping HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
         (b"POST /invocations HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
+        # A digit to str.isdigit() but not to int(), and more digits than int() reads.
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", 413),
     ],
 )
 def test_oversized_or_malformed_heads_get_their_status_and_a_closed_connection(
@@ -146,11 +175,28 @@ def test_http_1_0_closes_unless_keep_alive_is_asked_for(serve: Server, numeric_m
     assert replies.closed()
     sock.close()
     sock, replies = _connect(port)
-    for _ in range(2):
-        sock.sendall(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    for asked in (b"keep-alive", b"Keep-Alive"):
+        sock.sendall(b"GET /ping HTTP/1.0\r\nConnection: %s\r\n\r\n" % asked)
         status, headers, _ = replies.next()
         assert (status, headers["connection"]) == (200, "keep-alive")
     sock.close()
+
+
+def test_control_characters_in_a_path_are_escaped_in_the_access_log(
+    numeric_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = App(ServeOptions(access_log=True))
+    app.model = load_model(numeric_model)
+    server = make_server(app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sock, replies = _connect(server.server_address[1])
+    sock.sendall(b"GET /\x1b[2Jx HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert replies.next()[0] == 404
+    sock.close()
+    server.shutdown()
+    server.server_close()
+    logged = capsys.readouterr().err
+    assert '"GET /\\x1b[2Jx" 404' in logged and "\x1b" not in logged
 
 
 def test_an_idle_connection_is_closed_after_the_read_timeout(
