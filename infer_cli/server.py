@@ -28,6 +28,7 @@ from .serve_log import ACCESS_LOG, log, time_of_day
 RECV_BYTES = 256 * 1024
 ACCEPTS_PER_WAKEUP = 64
 SWEEP_SECONDS = 0.05
+LINGER_SECONDS = 2.0
 """How often time limits are checked: their precision."""
 BACKLOG = 1024
 _LISTENER = object()
@@ -45,9 +46,12 @@ class _Connection:
         "eof",
         "head",
         "job",
+        "last_read",
         "length",
+        "lingering",
         "out",
         "peer",
+        "refused",
         "since",
         "sock",
     )
@@ -64,6 +68,11 @@ class _Connection:
         self.began = 0.0
         self.close_after = False
         self.eof = False
+        self.refused = False
+        """A request was refused before its body was read: the client may still be sending."""
+        self.lingering = 0.0
+        """Until when a refused client's bytes are read and dropped, so it sees the refusal."""
+        self.last_read = now
         self.since = now
         """When the connection last went idle, began a request, or sent part of a reply."""
 
@@ -100,7 +109,7 @@ class PredictionServer:
         self._stopped = threading.Event()
         self._loop: _Loop | None = None
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
+    def serve_forever(self) -> None:
         """Answer requests until `shutdown()`; then finish those in flight and return."""
         with self._lock:
             if self._stop.is_set():
@@ -108,7 +117,7 @@ class PredictionServer:
             # Made here, not at bind time: workers fork after binding, and each needs its own.
             self._loop = _Loop(self.socket, self.app)
         try:
-            self._loop.run(self._stop.is_set, min(poll_interval, SWEEP_SECONDS))
+            self._loop.run(self._stop.is_set)
         finally:
             self._stopped.set()
 
@@ -136,20 +145,20 @@ class _Loop:
         self.connections: set[_Connection] = set()
         self.waiting: dict[Job, _Connection] = {}
         self.routed: list[Job] = []
-        """Jobs read in this turn of the loop: handed to the batcher together, as one batch."""
+        """Jobs read in this turn of the loop, handed to the batcher together at its end."""
         self.replies: deque[tuple[Job, Reply]] = deque()
         self.wake_in, self.wake_out = socket.socketpair()
         self.wake_in.setblocking(False)
         self.wake_out.setblocking(False)
         self.partial: set[_Connection] = set()
-        """Connections with part of a request read, which a batch may wait for."""
+        """Connections receiving a body, which a batch may wait for; dropped once they stall."""
         self.accepting = True
         self.listener_paused = False
         self.batcher: Batcher[Job, Reply] = Batcher(
             app.answer,
             self._delivered,
             lambda job, exc: error_reply(exc, job.request),
-            max_jobs=self.options.max_batch_rows,
+            max_jobs=self.options.max_batch_rows,  # a job holds one row at least
             max_delay=self.options.max_batch_delay,
             arriving=self.partial.__len__,
         )
@@ -159,7 +168,7 @@ class _Loop:
         with contextlib.suppress(OSError):
             self.wake_out.send(b"\0")
 
-    def run(self, stopping: Callable[[], bool], timeout: float) -> None:
+    def run(self, stopping: Callable[[], bool]) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, _LISTENER)
         self.selector.register(self.wake_in, selectors.EVENT_READ, _WAKE)
         self.batcher.start()
@@ -168,7 +177,7 @@ class _Loop:
             while self.accepting or self.connections:
                 if self.accepting and stopping():
                     self._stop_accepting()
-                for key, mask in self.selector.select(timeout):
+                for key, mask in self.selector.select(SWEEP_SECONDS):
                     self._dispatch(key.data, mask)
                 now = time.monotonic()
                 if now >= next_sweep:
@@ -243,6 +252,10 @@ class _Loop:
             return
         except OSError:
             data = b""
+        if connection.lingering:
+            if not data:
+                self._close(connection)
+            return
         if not data:
             if connection.busy:
                 # Half-closed after sending: what it sent, pipelined requests included, is
@@ -252,8 +265,9 @@ class _Loop:
             else:
                 self._close(connection)
             return
+        connection.last_read = time.monotonic()
         if not connection.busy and not connection.reading:
-            connection.since = time.monotonic()
+            connection.since = connection.last_read
         connection.buffer += data
         if not connection.busy:
             self._next_request(connection)
@@ -268,7 +282,7 @@ class _Loop:
                 request = self._take_request(connection)
             except Exception as exc:
                 head, connection.head = connection.head, None
-                connection.close_after = True
+                connection.close_after = connection.refused = True
                 known = Request(head.method, head.path, head.headers) if head else None
                 self._reply(connection, error_reply(exc, known), known)
                 break
@@ -286,7 +300,7 @@ class _Loop:
             # Whatever is left of a half-closed client's bytes can never become a request.
             self._close(connection)
             return
-        if _is_open(connection) and connection.reading and not connection.busy:
+        if _is_open(connection) and connection.head is not None and not connection.busy:
             self.partial.add(connection)
         else:
             self.partial.discard(connection)
@@ -344,7 +358,7 @@ class _Loop:
         if not connection.out:
             connection.since = time.monotonic()
             if close:
-                self._close(connection)
+                self._end(connection)
 
     def _record(self, connection: _Connection, reply: Reply, request: Request | None) -> None:
         elapsed = time.perf_counter() - connection.began if connection.began else 0.0
@@ -383,7 +397,7 @@ class _Loop:
             return
         connection.since = time.monotonic()
         if connection.close_after:
-            self._close(connection)
+            self._end(connection)
         else:
             self._next_request(connection)
 
@@ -406,6 +420,20 @@ class _Loop:
             else:
                 self.selector.unregister(connection.sock)
 
+    def _end(self, connection: _Connection) -> None:
+        """Close after the last reply. A client refused while still sending its body would
+        get a reset instead of the reply if the socket closed with its bytes unread: its
+        side is shut for writing, and what it still sends is dropped, for a little while."""
+        if not connection.refused or connection.eof:
+            self._close(connection)
+            return
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_WR)
+        connection.buffer.clear()
+        connection.lingering = time.monotonic() + LINGER_SECONDS
+        self.partial.discard(connection)
+        self._watch(connection)
+
     def _close(self, connection: _Connection) -> None:
         if connection not in self.connections:
             return
@@ -427,9 +455,16 @@ class _Loop:
             self.listener_paused = False
             self.selector.register(self.listener, selectors.EVENT_READ, _LISTENER)
         limit = self.options.read_timeout
+        for connection in list(self.partial):
+            if now - connection.last_read > SWEEP_SECONDS:
+                # A client that stalls mid-body must not hold every batch back by the delay.
+                self.partial.discard(connection)
         for connection in list(self.connections):
             with self._guard(connection):
-                if connection.job is not None:
+                if connection.lingering:
+                    if now > connection.lingering:
+                        self._close(connection)
+                elif connection.job is not None:
                     if now > connection.deadline:
                         self._time_out(connection, connection.job)
                 elif now - connection.since <= limit:

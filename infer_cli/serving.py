@@ -107,7 +107,7 @@ def _serve_one(
     _on_signals(asked)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     app.model = model
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    thread = threading.Thread(target=server.serve_forever)
     thread.daemon = True
     thread.start()
     if model is None:

@@ -290,6 +290,33 @@ def test_shutdown_answers_the_request_in_flight_and_refuses_new_ones(
     busy.close()
 
 
+def test_a_body_over_the_limit_gets_its_413_not_a_reset(serve: Server, numeric_model: Path) -> None:
+    _, port = serve(load_model(numeric_model), max_body_bytes=1000)
+    body = b'{"inputs": [' + b"[1, 2, 3, 4], " * 400_000 + b"[1, 2, 3, 4]]}"
+    for _ in range(3):
+        status, headers, answer = call(port, "POST", "/invocations", body)
+        assert (status, headers["connection"]) == (413, "close")
+        assert "at most 1000" in json.loads(answer)["message"]
+
+
+def test_a_client_stalled_mid_request_does_not_hold_back_a_lone_prediction(
+    serve: Server, numeric_model: Path
+) -> None:
+    # A batch may wait for requests still arriving, here up to a minute: one that stalls
+    # must stop counting as arriving, or every prediction would wait the minute out.
+    _, port = serve(load_model(numeric_model), max_batch_delay=60.0)
+    stalled_head, _ = _connect(port)
+    stalled_head.sendall(b"POST /invocat")
+    stalled_body, _ = _connect(port)
+    stalled_body.sendall(_invocation([1.0, 2.0, 3.0, 4.0])[:-5])
+    time.sleep(0.3)
+    for _ in range(3):
+        status, _, body = call(port, "POST", "/invocations", b'{"inputs": [[1, 2, 3, 4]]}')
+        assert status == 200 and len(json.loads(body)["predictions"]) == 1
+    stalled_head.close()
+    stalled_body.close()
+
+
 def test_parse_head_reads_bare_line_feeds_and_rejects_what_is_not_http() -> None:
     head = parse_head(b"POST /invocations HTTP/1.1\nContent-Type: text/csv\nX-Empty:")
     assert (head.method, head.path, head.version) == ("POST", "/invocations", "HTTP/1.1")
