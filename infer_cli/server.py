@@ -60,7 +60,8 @@ class _Connection:
         self.sock = sock
         self.peer = peer
         self.buffer = bytearray()
-        self.out = b""
+        self.out: bytes | memoryview = b""
+        """What is left to send; a view, so that sending a large reply in parts copies nothing."""
         self.head: Head | None = None
         self.length = 0
         self.job: Job | None = None
@@ -373,9 +374,9 @@ class _Loop:
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"
             )
 
-    def _send(self, connection: _Connection, payload: bytes) -> None:
+    def _send(self, connection: _Connection, payload: bytes | memoryview) -> None:
         if connection.out:
-            connection.out += payload
+            connection.out = bytes(connection.out) + payload
             return
         try:
             sent = connection.sock.send(payload)
@@ -385,7 +386,7 @@ class _Loop:
             connection.out = b""
             connection.close_after = True
             return
-        connection.out = payload[sent:]
+        connection.out = memoryview(payload)[sent:] if sent < len(payload) else b""
         if connection.out:
             connection.since = time.monotonic()
             self._watch(connection)

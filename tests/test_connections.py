@@ -323,6 +323,13 @@ def test_parse_head_reads_bare_line_feeds_and_rejects_what_is_not_http() -> None
     assert head.headers["content-type"] == "text/csv" and head.headers["x-empty"] == ""
     assert head.keep_alive
     assert not parse_head(b"GET / HTTP/1.1\r\nConnection: close").keep_alive
-    for bad in (b"GET /", b"GET / HTTP/2.0", b"GET / HTTP/1.1\r\n: no name"):
+    bad_heads = (
+        b"GET /",
+        b"GET / HTTP/2.0",
+        b"GET / HTTP/1.1\r\n: no name",
+        b"POST / HTTP/1.1\r\nContent-Length : 5",
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 50",
+    )
+    for bad in bad_heads:
         with pytest.raises(MalformedRequest):
             parse_head(bad)
