@@ -153,8 +153,10 @@ class SlowEstimator:
         self.seconds = seconds
         self.fail = fail
         self.feature_names_in_ = getattr(inner, "feature_names_in_", None)
+        self.predicting = threading.Event()
 
     def predict(self, features: Any) -> Any:
+        self.predicting.set()
         time.sleep(self.seconds)
         if self.fail:
             raise RuntimeError("the model broke")

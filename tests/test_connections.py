@@ -93,9 +93,10 @@ def test_a_client_that_half_closes_after_its_request_still_gets_the_reply(
     sock, replies = _connect(port)
     sock.sendall(_invocation([1.0, 2.0, 3.0, 4.0]))
     sock.shutdown(socket.SHUT_WR)
-    status, headers, body = replies.next()
+    status, _, body = replies.next()
     assert status == 200 and len(json.loads(body)["predictions"]) == 1
-    assert headers["connection"] == "close"
+    # Whether the reply says "Connection: close" depends on whether the end of input was
+    # read before the prediction was ready; either way the connection ends after it.
     assert replies.closed()
     sock.close()
 
@@ -265,7 +266,8 @@ def test_shutdown_answers_the_request_in_flight_and_refuses_new_ones(
 ) -> None:
     loaded = load_model(numeric_model)
     app = App(ServeOptions(access_log=False))
-    app.model = Model(SlowEstimator(loaded.estimator, 0.5), loaded.card, loaded.path)
+    slow = SlowEstimator(loaded.estimator, 0.5)
+    app.model = Model(slow, loaded.card, loaded.path)
     server = make_server(app)
     port = server.server_address[1]
     loop = threading.Thread(target=server.serve_forever, daemon=True)
@@ -273,7 +275,7 @@ def test_shutdown_answers_the_request_in_flight_and_refuses_new_ones(
     idle, idle_replies = _connect(port)
     busy, replies = _connect(port)
     busy.sendall(_invocation([1.0, 2.0, 3.0, 4.0]))
-    time.sleep(0.2)
+    assert slow.predicting.wait(10)
     stopper = threading.Thread(target=server.shutdown)
     stopper.start()
     status, headers, body = replies.next()
