@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ PART_EXTENSIONS = {f: f for f in OUTPUT_FORMATS} | {"mlflow-json": "json"}
 # Long enough for a scheduler on another host to answer, short enough for a typo to show.
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 10
+STAGING_REMOVAL_SECONDS = 5
 
 
 @dataclass
@@ -126,9 +128,21 @@ def staged_directory(path: str, flag: str) -> Iterator[Path]:
         except OSError as exc:
             raise DataError(f"{path}: cannot put the finished output in place ({exc})") from exc
     except BaseException:
-        # Parts of cancelled partitions may still be landing; what is left stays hidden.
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)
         raise
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove a failed run's staging directory. A cancelled partition that was already
+    running still finishes on its worker and may land its part while the directory is being
+    removed, so removal is tried again for a few seconds; what a partition still running
+    after that leaves behind stays hidden (a dot-name ending in .part)."""
+    deadline = time.monotonic() + STAGING_REMOVAL_SECONDS
+    while True:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not staging.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def score_partition(
