@@ -441,11 +441,7 @@ class _Loop:
         self.connections.discard(connection)
         self.partial.discard(connection)
         if connection.job is not None:
-            self.waiting.pop(connection.job, None)
-            if connection.job in self.routed:
-                self.routed.remove(connection.job)
-            self.batcher.withdraw(connection.job)
-            connection.job = None
+            self._forget(connection, connection.job)
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(connection.sock)
         connection.sock.close()
@@ -480,17 +476,22 @@ class _Loop:
 
     def _time_out(self, connection: _Connection, job: Job) -> None:
         timeout = self.options.request_timeout
-        if job in self.routed:
-            self.routed.remove(job)
-            message = f"no answer within {timeout:g} s; the server is busy"
-        elif self.batcher.withdraw(job):
+        if self._forget(connection, job):
             message = f"no answer within {timeout:g} s; the server is busy"
         else:
             message = f"the model did not answer within {timeout:g} s"
-        self.waiting.pop(job, None)
-        connection.job = None
         self._reply(connection, error_reply(RequestTimeout(message), job.request), job.request)
         self._next_request(connection)
+
+    def _forget(self, connection: _Connection, job: Job) -> bool:
+        """Let go of the connection's job, whose reply, if it comes, is dropped; True if its
+        scoring had not started."""
+        connection.job = None
+        self.waiting.pop(job, None)
+        if job in self.routed:
+            self.routed.remove(job)
+            return True
+        return self.batcher.withdraw(job)
 
 
 def _is_open(connection: _Connection) -> bool:
