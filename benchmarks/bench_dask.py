@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 # The same model and columns as the single-file benchmark, so their figures compare.
-from bench_predict import BIN, COLUMNS, load, make_model
+from bench_predict import BIN, load, make_model, write_floats
 
 SINGLE = "single process"
 DASK = "dask local cluster"
@@ -65,8 +65,6 @@ def main() -> None:
 def make_partitions(workdir: Path, partitions: int, rows: int) -> Path:
     """`partitions` CSV files of `rows` rows of 4 normal floats with 6 decimals, made once."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     directory = workdir / f"in_{partitions}x{rows}"
     if directory.exists():
@@ -75,15 +73,8 @@ def make_partitions(workdir: Path, partitions: int, rows: int) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     rng = np.random.default_rng(0)
-    schema = pa.schema([(name, pa.string()) for name in COLUMNS])
-    options = pcsv.WriteOptions(quoting_style="none", quoting_header="none")
     for index in range(partitions):
-        path = staging / f"day-{index:02d}.csv"
-        with pcsv.CSVWriter(str(path), schema, write_options=options) as writer:
-            for start in range(0, rows, 1_000_000):
-                size = min(1_000_000, rows - start)
-                columns = [pa.array(np.char.mod("%.6f", rng.normal(size=size))) for _ in COLUMNS]
-                writer.write_table(pa.table(columns, schema=schema))
+        write_floats(staging / f"day-{index:02d}.csv", rows, rng)
     staging.rename(directory)
     return directory
 

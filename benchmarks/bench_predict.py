@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ["x0", "x1", "x2", "x3"]
 BIN = Path(sys.executable).parent
@@ -135,23 +136,29 @@ def make_mlflow_model(python: Path, model_dir: Path, workdir: Path) -> Path | No
 def make_data(workdir: Path, rows: int) -> Path:
     """`rows` rows of 4 normal floats written with 6 decimals, as a CSV made once."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     path = workdir / f"data_{rows}.csv"
     if path.exists():
         return path
-    rng = np.random.default_rng(0)
+    partial = path.with_suffix(".part")
+    write_floats(partial, rows, np.random.default_rng(0))
+    partial.rename(path)
+    return path
+
+
+def write_floats(path: Path, rows: int, rng: Any) -> None:
+    """A CSV of `rows` rows of 4 normal floats from `rng` with 6 decimals, a million at a time."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
     schema = pa.schema([(name, pa.string()) for name in COLUMNS])
     options = pcsv.WriteOptions(quoting_style="none", quoting_header="none")
-    partial = path.with_suffix(".part")
-    with pcsv.CSVWriter(str(partial), schema, write_options=options) as writer:
+    with pcsv.CSVWriter(str(path), schema, write_options=options) as writer:
         for start in range(0, rows, 1_000_000):
             size = min(1_000_000, rows - start)
             columns = [pa.array(np.char.mod("%.6f", rng.normal(size=size))) for _ in COLUMNS]
             writer.write_table(pa.table(columns, schema=schema))
-    partial.rename(path)
-    return path
 
 
 def commands(
