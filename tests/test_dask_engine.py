@@ -69,6 +69,13 @@ def ok(result: Any) -> Any:
     return result
 
 
+def dask_predict(model: Path, tmp_path: Path, scheduler: str | None = None) -> list[Any]:
+    """`predict --engine dask` from tmp_path/in to tmp_path/out, on `scheduler` if given."""
+    on = ["--scheduler", scheduler] if scheduler else []
+    return ["predict", "--engine", "dask", *on, "-m", model, "-i", tmp_path / "in",
+            "-o", tmp_path / "out"]  # fmt: skip
+
+
 def no_staging_left(directory: Path) -> bool:
     return not [item for item in directory.iterdir() if item.name.endswith(".part")]
 
@@ -125,17 +132,7 @@ def test_skip_sets_bad_rows_aside_in_a_rejects_directory_and_counts_them(
     summary = tmp_path / "summary.json"
     result = ok(
         cli(
-            "predict",
-            "--engine",
-            "dask",
-            "--scheduler",
-            dask_scheduler,
-            "-m",
-            trained_models["churn"],
-            "-i",
-            tmp_path / "in",
-            "-o",
-            tmp_path / "out",
+            *dask_predict(trained_models["churn"], tmp_path, scheduler=dask_scheduler),
             "--keep",
             "customer_id",
             "--on-bad-rows",
@@ -176,17 +173,7 @@ def test_a_bad_row_fails_naming_file_line_and_column_and_writes_no_directory(
     lines[2] = "5.0,oops,1.4,0.2"
     paths[1].write_text("\n".join(lines) + "\n")
     result = cli(
-        "predict",
-        "--engine",
-        "dask",
-        "--scheduler",
-        dask_scheduler,
-        "-m",
-        trained_models["iris"],
-        "-i",
-        tmp_path / "in",
-        "-o",
-        tmp_path / "out",
+        *dask_predict(trained_models["iris"], tmp_path, scheduler=dask_scheduler),
     )
     assert result.exit_code == 3, result.output
     assert result.stderr == (
@@ -206,17 +193,7 @@ def test_an_existing_output_directory_with_files_is_refused_and_left_alone(
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "part-00000.csv").write_text("yesterday\n")
     result = cli(
-        "predict",
-        "--engine",
-        "dask",
-        "--scheduler",
-        dask_scheduler,
-        "-m",
-        trained_models["iris"],
-        "-i",
-        tmp_path / "in",
-        "-o",
-        tmp_path / "out",
+        *dask_predict(trained_models["iris"], tmp_path, scheduler=dask_scheduler),
     )
     assert result.exit_code == 2
     assert "the directory exists and is not empty" in result.stderr
@@ -289,15 +266,7 @@ def test_without_a_scheduler_a_local_cluster_scores_and_the_summary_shows_it(
     write_partitions(pd.read_csv(sample_data / "iris_new.csv"), tmp_path / "in")
     env = {**os.environ, "COLUMNS": "100"}
     result = run_infer_cli(
-        "predict",
-        "--engine",
-        "dask",
-        "-m",
-        trained_models["iris"],
-        "-i",
-        tmp_path / "in",
-        "-o",
-        tmp_path / "out",
+        *dask_predict(trained_models["iris"], tmp_path),
         env=env,
     )
     assert result.returncode == 0, result.stderr
@@ -362,17 +331,7 @@ def test_a_scheduler_and_a_worker_started_apart_score_through_loopback(
             )
         )
         result = run_infer_cli(
-            "predict",
-            "--engine",
-            "dask",
-            "--scheduler",
-            address,
-            "-m",
-            trained_models["churn"],
-            "-i",
-            tmp_path / "in",
-            "-o",
-            tmp_path / "out",
+            *dask_predict(trained_models["churn"], tmp_path, scheduler=address),
             "--proba",
             "--summary-json",
             tmp_path / "s.json",
