@@ -33,7 +33,7 @@ def build(workdir: Path, model_name: str) -> dict[str, Path]:
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from infer_cli.model_store import save_model
+    from infer_cli.core.store import save_model
     from infer_cli.training import TrainOptions, train
 
     frame = pd.read_csv(SAMPLE)
@@ -59,7 +59,7 @@ def build(workdir: Path, model_name: str) -> dict[str, Path]:
 def loaders(paths: dict[str, Path]) -> dict[str, Callable[[], Any]]:
     import mlflow.pyfunc
 
-    from infer_cli.model_store import load_model
+    from infer_cli.core.store import load_model
 
     result: dict[str, Callable[[], Any]] = {}
     for name, path in paths.items():

@@ -98,9 +98,9 @@ def make_model(workdir: Path) -> Path:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from infer_cli.model import ModelCard
-    from infer_cli.model_store import save_model
-    from infer_cli.signature import Column, Signature
+    from infer_cli.core.model import ModelCard
+    from infer_cli.core.signature import Column, Signature
+    from infer_cli.core.store import save_model
 
     directory = workdir / "model"
     if directory.exists():

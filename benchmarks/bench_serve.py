@@ -109,9 +109,9 @@ def _build_model(name: str, work: Path, mlflow_python: str) -> tuple[str, Path, 
     import numpy as np
     import pandas as pd
 
-    from infer_cli.model import ModelCard
-    from infer_cli.model_store import save_model
-    from infer_cli.signature import Column, Signature
+    from infer_cli.core.model import ModelCard
+    from infer_cli.core.signature import Column, Signature
+    from infer_cli.core.store import save_model
 
     if name == "numeric":
         from sklearn.linear_model import LogisticRegression

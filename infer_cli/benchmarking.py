@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .core.model import Model
 from .loadgen import LoadResult, Target, run_load
-from .model import Model
 
 BATCH_SIZES = (1, 10, 100, 1_000, 10_000, 100_000)
 CONCURRENCY_LEVELS = (1, 4, 16, 64)

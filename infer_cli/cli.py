@@ -145,11 +145,11 @@ def train(
     debug: DebugOption = False,
 ) -> None:
     """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
-    from .batch_io import read_table
+    from .core.store import MODEL_FILES, save_model
     from .errors import UsageError
-    from .model_store import MODEL_FILES, save_model
-    from .summary import render_notices, render_train_report, stderr_console
-    from .timing import Stopwatch
+    from .report.console import render_notices, render_train_report, stderr_console
+    from .report.timing import Stopwatch
+    from .tables.readers import read_table
     from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
     from .training import train as fit
 
@@ -275,20 +275,20 @@ def predict(
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
     global _quick_exit
     _quick_exit = True
-    from .atomic_files import write_json
-    from .batch_io import check_delimiter
-    from .dask_engine import DaskScoring, require_dask
+    from .batch.dask_engine import DaskScoring, require_dask
+    from .batch.scoring import BatchScoring, ScoringOptions
+    from .core.store import load_model
     from .errors import UsageError
-    from .model_store import load_model
-    from .scoring import BatchScoring, ScoringOptions
-    from .summary import (
+    from .report.console import (
         predict_figures,
         predict_progress,
         render_notices,
         render_predict_summary,
         stderr_console,
     )
-    from .timing import Stopwatch
+    from .report.timing import Stopwatch
+    from .tables.atomic import write_json
+    from .tables.readers import check_delimiter
 
     _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
     _check_choice("--engine", engine, ("single", "dask"), UsageError)
@@ -380,11 +380,11 @@ def info(
     debug: DebugOption = False,
 ) -> None:
     """Show the model card: origin, task, signature, metrics, versions, format and integrity."""
+    from .core.serialization import UntrustedTypes
+    from .core.store import inspect_model
     from .errors import ModelError
-    from .model_store import inspect_model
-    from .reports import inspection_json, render_model_card
-    from .serialization import UntrustedTypes
-    from .summary import stderr_console
+    from .report.console import stderr_console
+    from .report.reports import inspection_json, render_model_card
 
     inspection = inspect_model(model, trust_types=_names(trust_types))
     if json:
@@ -424,11 +424,11 @@ def evaluate(
     debug: DebugOption = False,
 ) -> None:
     """Measure a model's quality on a labelled file, streamed as predict streams it."""
-    from .evaluation import evaluate as measure
-    from .evaluation import read_labelled
-    from .model_store import load_model
-    from .reports import render_evaluation
-    from .summary import render_notices, stderr_console
+    from .batch.evaluation import evaluate as measure
+    from .batch.evaluation import read_labelled
+    from .core.store import load_model
+    from .report.console import render_notices, stderr_console
+    from .report.reports import render_evaluation
 
     console = stderr_console()
     loaded = load_model(model, trust_types=_names(trust_types))
@@ -468,7 +468,6 @@ def bench(
     debug: DebugOption = False,
 ) -> None:
     """Measure batch throughput, single-row latency and, with --url, a server under load."""
-    from .batch_io import read_table
     from .benchmarking import (
         BATCH_SIZES,
         BenchReport,
@@ -477,11 +476,12 @@ def bench(
         measure_single_row,
         sample_rows,
     )
+    from .core.store import load_model
     from .errors import UsageError
     from .loadgen import Target
-    from .model_store import load_model
-    from .reports import render_bench
-    from .summary import render_notices, stderr_console
+    from .report.console import render_notices, stderr_console
+    from .report.reports import render_bench
+    from .tables.readers import read_table
 
     levels = tuple(int(level) for level in _split_names([concurrency]) if level.isdigit())
     if url and (not levels or min(levels) < 1):
@@ -558,7 +558,7 @@ def serve(
     import os
     from pathlib import Path
 
-    from .quick_start import quick_start
+    from .serve.quick_start import quick_start
 
     # One-row predictions gain nothing from BLAS threads, and workers share the cores.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -566,15 +566,15 @@ def serve(
     with quick_start() as loaded:
         from rich.console import Console
 
-        from .model_store import TRUST_ENV_VAR, resolve_model_path
+        from .core.store import TRUST_ENV_VAR, resolve_model_path
 
         if trust_types is not None:
             # The environment reaches every load: the workers' and a --reload's.
             os.environ[TRUST_ENV_VAR] = trust_types
-        from .routes import ServeOptions
-        from .serve_report import render_banner, render_summary
-        from .serving import ServeConfig
-        from .serving import serve as run
+        from .report.serve import render_banner, render_summary
+        from .serve.process import ServeConfig
+        from .serve.process import serve as run
+        from .serve.routes import ServeOptions
 
         # Not summary.stderr_console: that module imports pandas before the socket is bound.
         console = Console(stderr=True, quiet=quiet, highlight=False)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .core.metrics import classification_metrics, regression_metrics
+from .core.model import ModelCard
+from .core.signature import Column, ColumnType, Signature
 from .errors import DataError, UsageError
-from .metrics import classification_metrics, regression_metrics
-from .model import ModelCard
-from .signature import Column, ColumnType, Signature
 
 MODEL_CHOICES = ("auto", "logistic", "forest", "gbm", "linear", "ridge")
 TASK_CHOICES = ("auto", "classification", "regression")

@@ -18,11 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from infer_cli.cli import app
-from infer_cli.model import Model, ModelCard
-from infer_cli.model_store import save_model
-from infer_cli.routes import App, ServeOptions
-from infer_cli.server import make_server
-from infer_cli.signature import Column, Signature
+from infer_cli.core.model import Model, ModelCard
+from infer_cli.core.signature import Column, Signature
+from infer_cli.core.store import save_model
+from infer_cli.serve.loop import make_server
+from infer_cli.serve.routes import App, ServeOptions
 from infer_cli.training import TrainOptions, train
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from infer_cli.batcher import Batcher
+from infer_cli.serve.batcher import Batcher
 
 
 class Recorder:

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from infer_cli.core.model import Model
+from infer_cli.core.store import load_model
 from infer_cli.errors import MalformedRequest
-from infer_cli.http_messages import parse_head
-from infer_cli.model import Model
-from infer_cli.model_store import load_model
-from infer_cli.routes import App, ServeOptions
-from infer_cli.server import make_server
+from infer_cli.serve.loop import make_server
+from infer_cli.serve.messages import parse_head
+from infer_cli.serve.routes import App, ServeOptions
 
 from conftest import COLUMNS, Server, SlowEstimator, call
 

@@ -19,9 +19,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from infer_cli.batch.evaluation import LabelledChunk, evaluate
+from infer_cli.core.store import load_model
 from infer_cli.errors import DataError, UsageError
-from infer_cli.evaluation import LabelledChunk, evaluate
-from infer_cli.model_store import load_model
 
 
 def chunks(frame: pd.DataFrame, size: int) -> list[LabelledChunk]:

@@ -19,10 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from infer_cli.core.mlflow_model import signature_from_mlflow
+from infer_cli.core.serialization import UntrustedTypes
+from infer_cli.core.store import load_model
 from infer_cli.errors import ModelError, SchemaError
-from infer_cli.mlflow_model import signature_from_mlflow
-from infer_cli.model_store import load_model
-from infer_cli.serialization import UntrustedTypes
 from infer_cli.training import TrainOptions, train
 
 FORMATS = ("skops", "cloudpickle", "pickle")
@@ -424,7 +424,7 @@ def test_mlflow_is_not_imported_to_load_a_model(churn_models: dict[str, Path]) -
 
     script = (
         "import sys, pandas as pd\n"
-        "from infer_cli.model_store import load_model\n"
+        "from infer_cli.core.store import load_model\n"
         f"model = load_model({str(churn_models['skops'])!r})\n"
         "print(model.predict(pd.DataFrame([{'tenure_months': 2, 'monthly_charges': 90.0,"
         " 'contract': 'month-to-month', 'internet_service': 'fiber',"

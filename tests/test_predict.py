@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from infer_cli.model_store import load_model
-from infer_cli.scoring import BatchScoring, ScoringOptions
+from infer_cli.batch.scoring import BatchScoring, ScoringOptions
+from infer_cli.core.store import load_model
 
 from conftest import run_infer_cli
 

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from infer_cli.core.store import load_model
 from infer_cli.errors import ModelError
-from infer_cli.model_store import load_model
-from infer_cli.quick_start import quick_start
+from infer_cli.serve.quick_start import quick_start
 
 # Run in a fresh interpreter: SciPy must not be imported yet for the quick start to apply.
 PROBE = """
 import gc, json, sys
 import pandas as pd
-from infer_cli.model_store import load_model
+from infer_cli.core.store import load_model
 
 paused = False
 if sys.argv[2] == "quick":
-    from infer_cli.quick_start import quick_start
+    from infer_cli.serve.quick_start import quick_start
 
     with quick_start() as loaded:
         model = load_model(sys.argv[1])

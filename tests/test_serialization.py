@@ -15,11 +15,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from infer_cli.core.model import MODEL_FILE, ModelCard
+from infer_cli.core.serialization import UntrustedTypes, review_trust
+from infer_cli.core.signature import Column, Signature
+from infer_cli.core.store import CARD_FILE, load_model, save_model
 from infer_cli.errors import ModelError
-from infer_cli.model import MODEL_FILE, ModelCard
-from infer_cli.model_store import CARD_FILE, load_model, save_model
-from infer_cli.serialization import UntrustedTypes, review_trust
-from infer_cli.signature import Column, Signature
 from infer_cli.training import TrainOptions, train
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.model import Model
-from infer_cli.model_store import load_model, save_model
-from infer_cli.routes import App, ServeOptions
-from infer_cli.serving import reload_model
+from infer_cli.core.model import Model
+from infer_cli.core.store import load_model, save_model
+from infer_cli.serve.process import reload_model
+from infer_cli.serve.routes import App, ServeOptions
 
 from conftest import COLUMNS, Server, SlowEstimator, call
 
@@ -382,7 +382,7 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_when_broken(
 def test_reload_flag_picks_up_a_model_saved_over_the_served_one(
     model_copy: Callable[[str], Path], trained_models: dict[str, Path]
 ) -> None:
-    from infer_cli.serving import Asked, ServeConfig, _watch
+    from infer_cli.serve.process import Asked, ServeConfig, _watch
 
     path = model_copy("iris")
     app = App(ServeOptions(access_log=False))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from infer_cli.core.signature import BadRow, Column, Signature
 from infer_cli.errors import SchemaError
-from infer_cli.signature import BadRow, Column, Signature
 
 SIGNATURE = Signature(
     (

@@ -16,13 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, protocol
-from .errors import DataError, InferError, MethodNotAllowed, NotFound, NotReady, RequestTimeout
-from .serve_log import log
-from .serve_stats import ServeStats
+from .. import __version__
+from ..errors import DataError, InferError, MethodNotAllowed, NotFound, NotReady, RequestTimeout
+from . import protocol
+from .access_log import log
+from .stats import ServeStats
 
 if TYPE_CHECKING:
-    from .model import Model, Predictions, Prepared
+    from ..core.model import Model, Predictions, Prepared
 
 JSON = "application/json"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"

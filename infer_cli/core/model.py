@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError, ModelError, UsageError, first_line
 from .array_route import ArrayRoute, routes_agree
-from .errors import DataError, ModelError, UsageError, first_line
 from .signature import Signature
 
 MODEL_FILE = "model.joblib"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .errors import SchemaError
+from ..errors import SchemaError
 
 ColumnType = Literal["float", "integer", "string", "text", "boolean", "any"]
 COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "boolean", "any")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataError, SchemaError, UnsupportedMediaType
+from ..errors import DataError, SchemaError, UnsupportedMediaType
 
 if TYPE_CHECKING:
     import numpy as np

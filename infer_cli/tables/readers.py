@@ -20,9 +20,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .atomic_files import STDIO
+from ..errors import DataError, UsageError
+from .atomic import STDIO
 from .csv_blocks import Block, RecordBlocks
-from .errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa

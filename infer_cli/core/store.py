@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError, UsageError, first_line
+from ..errors import ModelError, UsageError, first_line
 from .model import FORMAT_VERSION, MODEL_FILE, Model, ModelCard, version_notices
 from .serialization import TrustReview, describe, dump_skops, is_pickle_based, load_skops
 from .serialization import review_trust as _review_trust

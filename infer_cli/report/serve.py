@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from .model import Model
-    from .serving import ServeConfig, ServeSummary
+    from ..core.model import Model
+    from ..serve.process import ServeConfig, ServeSummary
 
 
 def render_banner(console: Console, model: Model, config: ServeConfig, seconds: float) -> None:

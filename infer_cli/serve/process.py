@@ -20,14 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InferError, UsageError
+from ..errors import InferError, UsageError
+from .access_log import ACCESS_LOG, log
+from .loop import PredictionServer
 from .routes import App, ServeOptions
-from .serve_log import ACCESS_LOG, log
-from .serve_stats import ServeStats
-from .server import PredictionServer
+from .stats import ServeStats
 
 if TYPE_CHECKING:
-    from .model import Model
+    from ..core.model import Model
 
 RELOAD_POLL_SECONDS = 1.0
 POLL_SECONDS = 0.1
@@ -111,7 +111,7 @@ def _serve_one(
     thread.daemon = True
     thread.start()
     if model is None:
-        from .model_store import load_model
+        from ..core.store import load_model
 
         try:
             model = load_model(config.model_path)
@@ -164,7 +164,7 @@ def _serve_workers(
     server: PredictionServer, config: ServeConfig, on_ready: Callable[[Model], None]
 ) -> ServeStats:
     """Load once, fork `config.workers` processes that accept on the shared socket, wait."""
-    from .model_store import load_model
+    from ..core.store import load_model
 
     stopping = Asked()
     children: dict[int, int] = {}
@@ -262,7 +262,7 @@ def _watch(app: App, config: ServeConfig, asked: Asked) -> None:
 
 def reload_model(app: App, path: Path) -> bool:
     """Load the model at `path`, check it, and swap it in; keep the old one if it fails."""
-    from .model_store import load_model
+    from ..core.store import load_model
 
     old = app.model
     try:

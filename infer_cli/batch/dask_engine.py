@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .atomic_files import STDIO
-from .batch_io import INPUT_FORMATS, OUTPUT_FORMATS, detect_format
-from .errors import DataError, UsageError
-from .model import Model
+from ..core.model import Model
+from ..errors import DataError, UsageError
+from ..tables.atomic import STDIO
+from ..tables.readers import INPUT_FORMATS, OUTPUT_FORMATS, detect_format
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, SchemaError, UsageError
-from .metrics import classification_metrics, regression_metrics
-from .model import Model
+from ..core.metrics import classification_metrics, regression_metrics
+from ..core.model import Model
+from ..errors import DataError, SchemaError, UsageError
 
 SWEEP_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -30,7 +30,7 @@ def read_labelled(
     path: str, model: Model, target: str | None, *, delimiter: str = ",", batch_size: int = 65_536
 ) -> Iterator[LabelledChunk]:
     """Stream a labelled file as `predict` reads it: the model's columns and the target."""
-    from .batch_io import open_table
+    from ..tables.readers import open_table
     from .scoring import model_frame, text_to_objects
 
     target = _target_of(model, target)

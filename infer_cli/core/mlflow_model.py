@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ModelError, first_line
+from ..errors import ModelError, first_line
 from .serialization import (
     SKOPS,
     TrustReview,
@@ -30,7 +30,7 @@ from .signature import Column, ColumnType, Signature
 
 if TYPE_CHECKING:
     from .model import Model, ModelCard
-    from .model_store import Inspection
+    from .store import Inspection
 
 MLMODEL_FILE = "MLmodel"
 SKLEARN_FLAVOR = "sklearn"
@@ -158,7 +158,7 @@ def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Mod
 
 def inspect_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Inspection:
     """Describe an MLflow model directory for `info` without loading its estimator."""
-    from .model_store import Inspection
+    from .store import Inspection
 
     description = describe_mlflow_model(location)
     payload = _read_payload(description)

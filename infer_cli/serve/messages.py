@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from . import __version__
-from .errors import DataError, LengthRequired, MalformedRequest, PayloadTooLarge
+from .. import __version__
+from ..errors import DataError, LengthRequired, MalformedRequest, PayloadTooLarge
+from .access_log import http_date
 from .routes import Headers, Reply, Request
-from .serve_log import http_date
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError, first_line
+from ..errors import ModelError, first_line
 
 SKOPS = "skops"
 PICKLE_BASED = ("joblib", "pickle", "cloudpickle")

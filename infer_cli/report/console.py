@@ -13,7 +13,7 @@ from rich.table import Table
 from .timing import Stopwatch, peak_memory_mb
 
 if TYPE_CHECKING:
-    from .training import TrainResult
+    from ..training import TrainResult
 
 
 def stderr_console(quiet: bool = False) -> Console:
@@ -147,7 +147,7 @@ def predict_figures(
 
     `report` is the run's `ScoringReport`, or None when it failed before reading any data.
     """
-    from .errors import ExitCode, InferError
+    from ..errors import ExitCode, InferError
 
     status, exit_code, message = "ok", int(ExitCode.OK), None
     if isinstance(error, KeyboardInterrupt):

@@ -13,11 +13,11 @@ from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 
-from .benchmarking import BenchReport
-from .evaluation import Evaluation
-from .model import ModelCard
-from .model_store import Inspection
-from .summary import count, key_value_table, metric_tables
+from ..batch.evaluation import Evaluation
+from ..benchmarking import BenchReport
+from ..core.model import ModelCard
+from ..core.store import Inspection
+from .console import count, key_value_table, metric_tables
 
 
 def inspection_json(inspection: Inspection) -> dict[str, Any]:

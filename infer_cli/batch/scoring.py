@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .atomic_files import STDIO, atomic_output
-from .batch_io import (
+from ..core.model import Model, Predictions
+from ..core.signature import NUMERIC_TYPES, Signature
+from ..errors import DataError, SchemaError, UsageError
+from ..tables.atomic import STDIO, atomic_output
+from ..tables.readers import (
     DEFAULT_BATCH_ROWS,
     INPUT_FORMATS,
     OUTPUT_FORMATS,
@@ -27,11 +30,8 @@ from .batch_io import (
     detect_format,
     open_table,
 )
-from .errors import DataError, SchemaError, UsageError
-from .model import Model, Predictions
-from .signature import NUMERIC_TYPES, Signature
+from ..tables.writers import TableWriter, open_writer
 from .stages import run_stages
-from .table_writers import TableWriter, open_writer
 
 if TYPE_CHECKING:
     import pyarrow as pa

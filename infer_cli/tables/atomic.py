@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError
+from ..errors import DataError
 
 STDIO = "-"
 FLUSH_SECONDS = 0.5

@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 BOM = b"\xef\xbb\xbf"
 QUOTE = b'"'
