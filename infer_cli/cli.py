@@ -572,9 +572,9 @@ def serve(
             # The environment reaches every load: the workers' and a --reload's.
             os.environ[TRUST_ENV_VAR] = trust_types
         from .report.serve import render_banner, render_summary
+        from .serve.options import ServeOptions
         from .serve.process import ServeConfig
         from .serve.process import serve as run
-        from .serve.routes import ServeOptions
 
         # Not summary.stderr_console: that module imports pandas before the socket is bound.
         console = Console(stderr=True, quiet=quiet, highlight=False)

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.errors import DataError, SchemaError, UnsupportedMediaType
+from infer_cli.errors import DataError, SchemaError
 from infer_cli.serve import protocol
+from infer_cli.serve.errors import UnsupportedMediaType
 
 NAMES = ["a", "b"]
 EXPECTED = {"a": [1.5, 3.0], "b": ["x", "y"]}

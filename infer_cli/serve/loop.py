@@ -19,11 +19,12 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from ..errors import ClientTimeout, RequestTimeout
 from .access_log import ACCESS_LOG, log, time_of_day
 from .batcher import Batcher
-from .messages import Head, body_length, encode_reply, parse_head, take_head
-from .routes import App, Job, Reply, Request, ServeOptions, error_reply
+from .errors import ClientTimeout, RequestTimeout
+from .messages import Head, Reply, Request, body_length, encode_reply, parse_head, take_head
+from .options import ServeOptions
+from .routes import App, Job, error_reply
 
 RECV_BYTES = 256 * 1024
 ACCEPTS_PER_WAKEUP = 64

@@ -7,19 +7,59 @@ Only what the prediction server needs: a request is a head and a `Content-Length
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from .. import __version__
-from ..errors import DataError, LengthRequired, MalformedRequest, PayloadTooLarge
+from ..errors import DataError
 from .access_log import http_date
-from .routes import Headers, Reply, Request
+from .errors import LengthRequired, MalformedRequest, PayloadTooLarge
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
 SERVER = f"infer-cli/{__version__}"
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+JSON = "application/json"
+
+
+class Headers(dict[str, str]):
+    """Request headers; names are matched without regard to case."""
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__({name.lower(): value for name, value in (items or {}).items()})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, already read off the socket."""
+
+    method: str
+    path: str
+    headers: Headers
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def take_head(buffer: bytearray) -> bytes | None:

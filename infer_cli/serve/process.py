@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InferError, UsageError
 from .access_log import ACCESS_LOG, log
 from .loop import PredictionServer
-from .routes import App, ServeOptions
+from .options import ServeOptions
+from .routes import App
 from .stats import ServeStats
 
 if TYPE_CHECKING:

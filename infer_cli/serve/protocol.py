@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError, SchemaError, UnsupportedMediaType
+from ..errors import DataError, SchemaError
+from .errors import UnsupportedMediaType
 
 if TYPE_CHECKING:
     import numpy as np

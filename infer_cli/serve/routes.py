@@ -12,75 +12,23 @@ and the Open Inference Protocol V2 (`/v2/...`); `GET /metrics` is Prometheus tex
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import DataError, InferError, MethodNotAllowed, NotFound, NotReady, RequestTimeout
+from ..errors import DataError, InferError
 from . import protocol
 from .access_log import log
+from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout
+from .messages import JSON, Reply, Request
+from .options import ServeOptions
 from .stats import ServeStats
 
 if TYPE_CHECKING:
     from ..core.model import Model, Predictions, Prepared
 
-JSON = "application/json"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """How the server behaves; the `serve` command's options."""
-
-    max_body_bytes: int = 64 * 1024 * 1024
-    """Largest request body accepted; larger ones are answered 413."""
-    request_timeout: float = 30.0
-    """Seconds a prediction may wait and run before it is answered 504."""
-    read_timeout: float = 10.0
-    """Seconds a client may take to send a request, and an idle connection may stay open."""
-    max_batch_rows: int = 64
-    """Most rows scored in one model call."""
-    max_batch_delay: float = 0.002
-    """Longest a batch waits for requests already being read."""
-    access_log: bool = True
-    """Write one line per request on stderr."""
-
-
-class Headers(dict[str, str]):
-    """Request headers; names are matched without regard to case."""
-
-    def __init__(self, items: Mapping[str, str] | None = None) -> None:
-        super().__init__({name.lower(): value for name, value in (items or {}).items()})
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request, already read off the socket."""
-
-    method: str
-    path: str
-    headers: Headers
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One HTTP response."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = JSON
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(eq=False)

@@ -1,0 +1,23 @@
+"""How the server behaves: the `serve` command's options, shared by its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server behaves; the `serve` command's options."""
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest request body accepted; larger ones are answered 413."""
+    request_timeout: float = 30.0
+    """Seconds a prediction may wait and run before it is answered 504."""
+    read_timeout: float = 10.0
+    """Seconds a client may take to send a request, and an idle connection may stay open."""
+    max_batch_rows: int = 64
+    """Most rows scored in one model call."""
+    max_batch_delay: float = 0.002
+    """Longest a batch waits for requests already being read."""
+    access_log: bool = True
+    """Write one line per request on stderr."""
