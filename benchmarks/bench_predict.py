@@ -98,7 +98,7 @@ def make_model(workdir: Path) -> Path:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from infer_cli.core.model import ModelCard
+    from infer_cli.core.card import ModelCard
     from infer_cli.core.signature import Column, Signature
     from infer_cli.core.store import save_model
 

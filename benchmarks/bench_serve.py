@@ -109,7 +109,7 @@ def _build_model(name: str, work: Path, mlflow_python: str) -> tuple[str, Path, 
     import numpy as np
     import pandas as pd
 
-    from infer_cli.core.model import ModelCard
+    from infer_cli.core.card import ModelCard
     from infer_cli.core.signature import Column, Signature
     from infer_cli.core.store import save_model
 

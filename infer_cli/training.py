@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .core.card import EXAMPLE_ROWS, ModelCard
 from .core.metrics import classification_metrics, regression_metrics
-from .core.model import ModelCard
 from .core.signature import Column, ColumnType, Signature
 from .errors import DataError, UsageError
 
@@ -26,7 +26,6 @@ REGRESSORS = ("linear", "ridge", "forest", "gbm")
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 _IDENTIFIER_NAME = re.compile(r"(^|[_\-\s])(id|uuid|guid|key)$|[a-z]Id$|ID$", re.IGNORECASE)
 _MIN_WORDS_FOR_TEXT = 3.0
-EXAMPLE_ROWS = 3
 
 
 @dataclass(frozen=True)

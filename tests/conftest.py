@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from infer_cli.cli import app
-from infer_cli.core.model import Model, ModelCard
+from infer_cli.core.card import ModelCard
+from infer_cli.core.model import Model
 from infer_cli.core.signature import Column, Signature
 from infer_cli.core.store import save_model
 from infer_cli.serve.loop import make_server

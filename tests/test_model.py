@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from infer_cli.core.model import MODEL_FILE
+from infer_cli.core.card import MODEL_FILE
 from infer_cli.core.store import (
     CARD_FILE,
     inspect_model,
@@ -240,7 +240,8 @@ def test_an_array_route_that_disagrees_with_the_frame_route_is_dropped(tmp_path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from infer_cli.core.model import Model, ModelCard
+    from infer_cli.core.card import ModelCard
+    from infer_cli.core.model import Model
     from infer_cli.core.signature import Column, Signature
 
     def arrays_differ(x: object) -> object:

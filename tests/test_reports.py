@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from infer_cli.core.model import MODEL_FILE
-from infer_cli.core.store import CARD_FILE
+from infer_cli.core.card import CARD_FILE, MODEL_FILE
 
 
 def test_info_json_matches_the_saved_card(cli: Any, trained_models: dict[str, Path]) -> None:

@@ -15,10 +15,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from infer_cli.core.model import MODEL_FILE, ModelCard
+from infer_cli.core.card import CARD_FILE, MODEL_FILE, ModelCard
 from infer_cli.core.serialization import UntrustedTypes, review_trust
 from infer_cli.core.signature import Column, Signature
-from infer_cli.core.store import CARD_FILE, load_model, save_model
+from infer_cli.core.store import load_model, save_model
 from infer_cli.errors import ModelError
 from infer_cli.training import TrainOptions, train
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import ModelError, first_line
+from .card import EXAMPLE_ROWS, Inspection, ModelCard, card_of_estimator, version_notices
 from .serialization import (
     SKOPS,
     TrustReview,
@@ -29,15 +28,13 @@ from .serialization import (
 from .signature import Column, ColumnType, Signature
 
 if TYPE_CHECKING:
-    from .model import Model, ModelCard
-    from .store import Inspection
+    from .model import Model
 
 MLMODEL_FILE = "MLmodel"
 SKLEARN_FLAVOR = "sklearn"
 PYFUNC_FLAVOR = "python_function"
 SKLEARN_LOADER = "mlflow.sklearn"
 MLFLOW_SERIALIZATIONS = ("skops", "cloudpickle", "pickle")
-EXAMPLE_ROWS = 3
 
 # MLflow's column type: the column type it is validated as here, and the numpy dtype
 # MLflow casts it to before the model sees it, where that differs from the validated one.
@@ -121,9 +118,7 @@ def describe_mlflow_model(location: Path) -> MlflowDescription:
 
 def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Model:
     """Load the scikit-learn model of an MLflow model directory, as the core's `Model`."""
-    from sklearn.base import is_classifier
-
-    from .model import Model, version_notices
+    from .model import Model
 
     description = describe_mlflow_model(location)
     payload = _read_payload(description)
@@ -136,17 +131,9 @@ def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Mod
         )
     else:
         estimator = load_pickled(payload, description.model_path, description.serialization)
-    if not hasattr(estimator, "predict"):
-        raise ModelError(
-            f"{description.model_path}: holds a {type(estimator).__name__}, not a model"
-        )
+    facts = card_of_estimator(estimator, description.model_path, description.signature)
     card = _card(description, payload)
-    classifier = is_classifier(estimator)
-    card.task = "classification" if classifier else "regression"
-    classes = getattr(estimator, "classes_", None) if classifier else None
-    card.classes = None if classes is None else np.asarray(classes).tolist()
-    if description.signature is None:
-        card.signature = _signature_of_estimator(estimator, description.model_path)
+    card.task, card.classes, card.signature = facts.task, facts.classes, facts.signature
     notices = version_notices(card)
     if description.predict_fn != "predict":
         notices.append(
@@ -158,8 +145,6 @@ def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Mod
 
 def inspect_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Inspection:
     """Describe an MLflow model directory for `info` without loading its estimator."""
-    from .store import Inspection
-
     description = describe_mlflow_model(location)
     payload = _read_payload(description)
     trust: TrustReview | None = None
@@ -262,19 +247,6 @@ def _tensor_signature(inputs: list[dict[str, Any]], where: str) -> Signature:
     )
 
 
-def _signature_of_estimator(estimator: Any, source: Path) -> Signature:
-    """Without a signature, the columns the estimator was fitted on, by name or by position."""
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is not None:
-        return Signature(tuple(Column(str(name), "any") for name in names))
-    count = int(getattr(estimator, "n_features_in_", 0))
-    if count == 0:
-        raise ModelError(
-            f"{source}: the model has no signature and does not say which columns it takes"
-        )
-    return Signature(tuple(Column(f"column_{i}", "any") for i in range(count)), positional=True)
-
-
 def _read_payload(description: MlflowDescription) -> bytes:
     path = description.model_path
     try:
@@ -288,8 +260,6 @@ def _read_payload(description: MlflowDescription) -> bytes:
 
 
 def _card(description: MlflowDescription, payload: bytes) -> ModelCard:
-    from .model import ModelCard
-
     versions = {}
     if description.python_version:
         versions["python"] = str(description.python_version)

@@ -1,6 +1,6 @@
 """The model core: a loaded model and its card, validating input and predicting. Every
 command goes through it; nothing else in the package validates input. Saving and loading
-model directories is `model_store`'s.
+model directories is `store`'s; what a model's card records is `card`'s.
 """
 
 from __future__ import annotations
@@ -14,74 +14,8 @@ import pandas as pd
 
 from ..errors import DataError, ModelError, UsageError, first_line
 from .array_route import ArrayRoute, routes_agree
+from .card import ModelCard
 from .signature import Signature
-
-MODEL_FILE = "model.joblib"
-# Format 2 may hold model.skops. A joblib model is still written as format 1, which
-# infer-cli versions from before skops read as they always did.
-FORMAT_VERSION = 2
-
-
-@dataclass
-class ModelCard:
-    """What `model.json` records about a model, beside the model itself."""
-
-    task: str
-    target: str | None
-    classes: list[Any] | None
-    signature: Signature
-    metrics: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    example: list[dict[str, Any]] = field(default_factory=list)
-    sha256: str = ""
-    created: str = ""
-    format_version: int = FORMAT_VERSION
-    serialization: str = "joblib"
-    model_file: str = MODEL_FILE
-    # Types a skops file holds beyond those skops trusts itself, as the saver vouches.
-    trusted_types: list[str] = field(default_factory=list)
-    # Where the model came from when infer-cli did not train it (an MLflow run, say).
-    source: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": self.format_version,
-            "task": self.task,
-            "target": self.target,
-            "classes": self.classes,
-            "signature": self.signature.to_dict(),
-            "metrics": self.metrics,
-            "training": self.training,
-            "example": self.example,
-            "versions": self.versions,
-            "sha256": self.sha256,
-            "created": self.created,
-            "serialization": self.serialization,
-            "model_file": self.model_file,
-            "trusted_types": self.trusted_types,
-            "source": self.source,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
-        return cls(
-            task=str(data["task"]),
-            target=data.get("target"),
-            classes=data.get("classes"),
-            signature=Signature.from_dict(data["signature"]),
-            metrics=data.get("metrics", {}),
-            versions=data.get("versions", {}),
-            training=data.get("training", {}),
-            example=list(data.get("example", [])),
-            sha256=str(data.get("sha256", "")),
-            created=str(data.get("created", "")),
-            format_version=int(data.get("format_version", FORMAT_VERSION)),
-            serialization=str(data.get("serialization", "joblib")),
-            model_file=str(data.get("model_file", MODEL_FILE)),
-            trusted_types=[str(name) for name in data.get("trusted_types", [])],
-            source=dict(data.get("source", {})),
-        )
 
 
 @dataclass(frozen=True)
@@ -232,15 +166,3 @@ class Prepared:
     features: Any
     rows: int
     notices: list[str] = field(default_factory=list)
-
-
-def version_notices(card: ModelCard) -> list[str]:
-    import sklearn
-
-    trained = card.versions.get("scikit-learn")
-    if trained and trained != sklearn.__version__:
-        return [
-            f"model trained with scikit-learn {trained}, running {sklearn.__version__}; "
-            "predictions may differ"
-        ]
-    return []

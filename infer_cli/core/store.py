@@ -17,9 +17,7 @@ import platform
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,15 +25,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError, UsageError, first_line
-from .model import FORMAT_VERSION, MODEL_FILE, Model, ModelCard, version_notices
-from .serialization import TrustReview, describe, dump_skops, is_pickle_based, load_skops
+from ..errors import ModelError, UsageError
+from .card import (
+    CARD_FILE,
+    FORMAT_VERSION,
+    MODEL_FILE,
+    Inspection,
+    ModelCard,
+    card_of_estimator,
+    parse_card,
+    version_notices,
+)
+from .model import Model
+from .serialization import describe, dump_skops, is_pickle_based, load_pickled, load_skops
 from .serialization import review_trust as _review_trust
-from .signature import Column, Signature
 
 SKOPS_MODEL_FILE = "model.skops"
 MODEL_FILES = {"joblib": MODEL_FILE, "skops": SKOPS_MODEL_FILE}
-CARD_FILE = "model.json"
 DEFAULT_MODEL_DIR = "model"
 MODEL_ENV_VAR = "INFER_CLI_MODEL"
 TRUST_ENV_VAR = "INFER_CLI_TRUST_TYPES"
@@ -131,21 +137,6 @@ def load_model(
     raise ModelError(f"no model at '{location}' ({hint})")
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """What `info` shows: the card, and the file's state on disk, found without trusting it."""
-
-    path: Path
-    kind: str
-    serialization: str
-    card: ModelCard
-    size_bytes: int
-    sha256_actual: str
-    matches: bool | None
-    pickle_based: bool = True
-    trust: TrustReview | None = None
-
-
 def inspect_model(
     path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
 ) -> Inspection:
@@ -165,10 +156,7 @@ def inspect_model(
             model.card, location.stat().st_size, model.card.sha256, None,
         )  # fmt: skip
     card_bytes, payload = _read_model_files(location)
-    try:
-        card = ModelCard.from_dict(json.loads(card_bytes))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+    card = parse_card(card_bytes, location)
     actual = hashlib.sha256(payload).hexdigest()
     trust = None
     if card.serialization == "skops":
@@ -200,10 +188,7 @@ def _serialize(estimator: Any, serialization: str) -> tuple[bytes, list[str]]:
 
 def _load_directory(location: Path, trust_types: Iterable[str] = ()) -> Model:
     card_bytes, payload = _read_model_files(location)
-    try:
-        card = ModelCard.from_dict(json.loads(card_bytes))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+    card = parse_card(card_bytes, location)
     if card.format_version > FORMAT_VERSION:
         raise ModelError(
             f"{location}: model format {card.format_version} is newer than this infer-cli "
@@ -219,35 +204,15 @@ def _load_directory(location: Path, trust_types: Iterable[str] = ()) -> Model:
     if card.serialization == "skops":
         estimator = load_skops(payload, source, listed=card.trusted_types, trust=trust_types)
     else:
-        estimator = _unpickle(payload, source)
+        estimator = load_pickled(payload, source, "joblib")
     return Model(estimator, card, location, version_notices(card))
 
 
 def _load_bare(location: Path) -> Model:
     payload = location.read_bytes()
-    estimator = _unpickle(payload, location)
-    if not hasattr(estimator, "predict"):
-        raise ModelError(f"{location}: holds a {type(estimator).__name__}, not a model")
-    from sklearn.base import is_classifier
-
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is not None:
-        signature = Signature(tuple(Column(str(name), "any") for name in names))
-    else:
-        count = int(getattr(estimator, "n_features_in_", 0))
-        if count == 0:
-            raise ModelError(f"{location}: the estimator does not say which columns it takes")
-        signature = Signature(
-            tuple(Column(f"column_{i}", "any") for i in range(count)), positional=True
-        )
-    classes = getattr(estimator, "classes_", None)
-    card = ModelCard(
-        task="classification" if is_classifier(estimator) else "regression",
-        target=None,
-        classes=None if classes is None else np.asarray(classes).tolist(),
-        signature=signature,
-        sha256=hashlib.sha256(payload).hexdigest(),
-    )
+    estimator = load_pickled(payload, location, "joblib")
+    card = card_of_estimator(estimator, location)
+    card.sha256 = hashlib.sha256(payload).hexdigest()
     return Model(estimator, card, location)
 
 
@@ -317,18 +282,6 @@ def _read_at(directory: int, location: Path, name: str) -> bytes:
         raise ModelError(f"cannot read {location / name}: {exc.strerror}") from exc
     with os.fdopen(descriptor, "rb") as handle:
         return handle.read()
-
-
-def _unpickle(payload: bytes, source: Path) -> Any:
-    import joblib
-
-    try:
-        with warnings.catch_warnings():
-            # The version check below says this once, in one line, instead.
-            warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
-            return joblib.load(io.BytesIO(payload))
-    except Exception as exc:
-        raise ModelError(f"{source}: cannot load the model ({first_line(exc)})") from exc
 
 
 def _write_synced(path: Path, payload: bytes) -> None:

@@ -15,8 +15,7 @@ from rich.table import Table
 
 from ..batch.evaluation import Evaluation
 from ..benchmarking import BenchReport
-from ..core.model import ModelCard
-from ..core.store import Inspection
+from ..core.card import Inspection, ModelCard
 from .console import count, key_value_table, metric_tables
 
 
