@@ -19,6 +19,7 @@ import typer
 
 from . import __version__
 from .errors import ExitCode, InferError
+from .tables.limits import DEFAULT_BATCH_ROWS
 
 app = typer.Typer(
     name="infer-cli",
@@ -226,7 +227,7 @@ def predict(
     ] = ",",
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="Rows read, scored and written at a time.")
-    ] = 50_000,
+    ] = DEFAULT_BATCH_ROWS,
     on_bad_rows: Annotated[
         str,
         typer.Option(

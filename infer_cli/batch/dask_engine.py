@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..core.model import Model
 from ..errors import DataError, UsageError
-from ..tables.atomic import STDIO
+from ..tables.atomic import STDIO, current_umask
 from ..tables.readers import INPUT_FORMATS, OUTPUT_FORMATS, detect_format
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 
@@ -120,7 +120,7 @@ def staged_directory(path: str, flag: str) -> Iterator[Path]:
         raise DataError(f"{path}: cannot write in '{parent}' (permission denied)") from exc
     try:
         # Workers may run as another user on a shared file system.
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, 0o777 & ~current_umask())
         yield staging
         (staging / SUCCESS_MARKER).touch()
         try:
@@ -284,9 +284,3 @@ def _cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

@@ -12,6 +12,7 @@ import pandas as pd
 from ..core.metrics import classification_metrics, regression_metrics
 from ..core.model import Model
 from ..errors import DataError, SchemaError, UsageError
+from ..tables.limits import DEFAULT_BATCH_ROWS
 
 SWEEP_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -27,7 +28,12 @@ class LabelledChunk:
 
 
 def read_labelled(
-    path: str, model: Model, target: str | None, *, delimiter: str = ",", batch_size: int = 65_536
+    path: str,
+    model: Model,
+    target: str | None,
+    *,
+    delimiter: str = ",",
+    batch_size: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[LabelledChunk]:
     """Stream a labelled file as `predict` reads it: the model's columns and the target."""
     from ..tables.readers import open_table

@@ -20,8 +20,8 @@ from ..core.model import Model, Predictions
 from ..core.signature import NUMERIC_TYPES, Signature
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.atomic import STDIO, atomic_output
+from ..tables.limits import DEFAULT_BATCH_ROWS
 from ..tables.readers import (
-    DEFAULT_BATCH_ROWS,
     INPUT_FORMATS,
     OUTPUT_FORMATS,
     Chunk,

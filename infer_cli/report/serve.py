@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
+
+from .console import key_value_table
 
 if TYPE_CHECKING:
     from ..core.model import Model
@@ -16,15 +16,6 @@ if TYPE_CHECKING:
 def render_banner(console: Console, model: Model, config: ServeConfig, seconds: float) -> None:
     """Model, signature, address, workers and limits, once the server answers."""
     options = config.options
-    table = Table(
-        title=f"Serving {model.path}",
-        box=box.SIMPLE_HEAD,
-        show_header=False,
-        title_justify="left",
-        min_width=44,
-    )
-    table.add_column(style="bold")
-    table.add_column()
     task = model.card.task
     if model.card.classes:
         task += f" ({', '.join(str(label) for label in model.card.classes)})"
@@ -47,9 +38,7 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         ("reload", "on SIGHUP" + (" and when the model changes" if config.reload else "")),
         ("ready in", f"{seconds:.2f} s"),
     ]
-    for label, value in rows:
-        table.add_row(label, value)
-    console.print(table)
+    console.print(key_value_table(f"Serving {model.path}", rows, justify="left"))
     for notice in model.notices:
         console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
 
@@ -57,11 +46,6 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
 def render_summary(console: Console, summary: ServeSummary) -> None:
     """Requests, errors, batches, mean batch size and latency percentiles."""
     stats = summary.stats
-    table = Table(
-        title="Server stopped", box=box.SIMPLE_HEAD, show_header=False, title_justify="left"
-    )
-    table.add_column(style="bold")
-    table.add_column(justify="right")
     statuses = ", ".join(f"{code}: {stats.statuses[code]:,}" for code in sorted(stats.statuses))
     rows = [
         ("uptime", f"{summary.seconds:.1f} s"),
@@ -75,9 +59,7 @@ def render_summary(console: Console, summary: ServeSummary) -> None:
     ]
     if stats.reloads:
         rows.append(("reloads", f"{stats.reloads['ok']} ok, {stats.reloads['failed']} failed"))
-    for label, value in rows:
-        table.add_row(label, value)
-    console.print(table)
+    console.print(key_value_table("Server stopped", rows))
 
 
 def _ms(seconds: float) -> str:

@@ -68,7 +68,7 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
         if target.exists():
             os.chmod(temporary, target.stat().st_mode & 0o7777)
         else:
-            os.chmod(temporary, 0o666 & ~_umask())
+            os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -124,7 +124,8 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
     current = os.umask(0)
     os.umask(current)
     return current

@@ -23,13 +23,13 @@ import pandas as pd
 from ..errors import DataError, UsageError
 from .atomic import STDIO
 from .csv_blocks import Block, RecordBlocks
+from .limits import DEFAULT_BATCH_ROWS
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 INPUT_FORMATS = ("csv", "csv.gz", "parquet")
 OUTPUT_FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "mlflow-json")
-DEFAULT_BATCH_ROWS = 50_000
 # Bytes read before the size of a row is known; later blocks hold about --batch-size rows.
 FIRST_BLOCK_BYTES = 256 * 1024
 MIN_BLOCK_BYTES = 64 * 1024
