@@ -73,6 +73,41 @@ class BenchReport:
         return asdict(self)
 
 
+def run_bench(
+    model: Model,
+    table: pd.DataFrame | None,
+    *,
+    table_name: str | None = None,
+    max_batch: int,
+    seconds: float,
+    url: str | None = None,
+    levels: tuple[int, ...] = CONCURRENCY_LEVELS,
+    on_progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Every measurement of `bench`, in one report: batches up to `max_batch` rows, single
+    rows, and the server at `url` under each level of concurrency."""
+    if table is not None:
+        source = table_name or "the input rows"
+    else:
+        source = "the model's example rows" if model.card.example else "its signature"
+    rows = sample_rows(model, table, count=1_000)
+    report = BenchReport(rows_source=source)
+    sizes = tuple(size for size in BATCH_SIZES if size <= max_batch)
+    report.batches = measure_batches(
+        model, rows, sizes, seconds_per_size=seconds / 2, on_progress=on_progress
+    )
+    if on_progress:
+        on_progress("single rows")
+    report.single_row_calls = max(100, int(seconds * 300))
+    report.single_row = measure_single_row(model, rows, report.single_row_calls)
+    if url:
+        report.url = url
+        report.server = measure_server(
+            url, rows, levels, seconds_per_level=seconds, on_progress=on_progress
+        )
+    return report
+
+
 def sample_rows(
     model: Model, table: pd.DataFrame | None, count: int, seed: int = 0
 ) -> pd.DataFrame:

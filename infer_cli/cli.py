@@ -381,9 +381,7 @@ def info(
     debug: DebugOption = False,
 ) -> None:
     """Show the model card: origin, task, signature, metrics, versions, format and integrity."""
-    from .core.serialization import UntrustedTypes
-    from .core.store import inspect_model
-    from .errors import ModelError
+    from .core.store import check_loadable, inspect_model
     from .report.console import stderr_console
     from .report.reports import inspection_json, render_model_card
 
@@ -392,14 +390,7 @@ def info(
         _print_json(inspection_json(inspection))
     else:
         render_model_card(stderr_console(), inspection)
-    if inspection.matches is False:
-        raise ModelError(
-            f"{inspection.path}: {inspection.card.model_file} does not match the SHA-256 in "
-            "model.json; it will not load"
-        )
-    if inspection.trust is not None and inspection.trust.refused:
-        source = inspection.path / inspection.card.model_file
-        raise UntrustedTypes(source, list(inspection.trust.refused), inspection.card.trusted_types)
+    check_loadable(inspection)
 
 
 @app.command()
@@ -469,14 +460,7 @@ def bench(
     debug: DebugOption = False,
 ) -> None:
     """Measure batch throughput, single-row latency and, with --url, a server under load."""
-    from .benchmarking import (
-        BATCH_SIZES,
-        BenchReport,
-        measure_batches,
-        measure_server,
-        measure_single_row,
-        sample_rows,
-    )
+    from .benchmarking import run_bench
     from .core.store import load_model
     from .errors import UsageError
     from .loadgen import Target
@@ -493,22 +477,11 @@ def bench(
     loaded = load_model(model, trust_types=_names(trust_types))
     render_notices(console, loaded.notices)
     table = read_table(input) if input else None
-    source = input or ("the model's example rows" if loaded.card.example else "its signature")
-    rows = sample_rows(loaded, table, count=1_000)
-    report = BenchReport(rows_source=source)
-    sizes = tuple(size for size in BATCH_SIZES if size <= max_batch)
     with console.status("measuring") as status:
-        report.batches = measure_batches(
-            loaded, rows, sizes, seconds_per_size=seconds / 2, on_progress=status.update
-        )
-        status.update("single rows")
-        report.single_row_calls = max(100, int(seconds * 300))
-        report.single_row = measure_single_row(loaded, rows, report.single_row_calls)
-        if url:
-            report.url = url
-            report.server = measure_server(
-                url, rows, levels, seconds_per_level=seconds, on_progress=status.update
-            )
+        report = run_bench(
+            loaded, table, table_name=input, max_batch=max_batch, seconds=seconds,
+            url=url, levels=levels, on_progress=status.update,
+        )  # fmt: skip
     if json:
         _print_json(report.to_json())
     else:
@@ -567,11 +540,7 @@ def serve(
     with quick_start() as loaded:
         from rich.console import Console
 
-        from .core.store import TRUST_ENV_VAR, resolve_model_path
-
-        if trust_types is not None:
-            # The environment reaches every load: the workers' and a --reload's.
-            os.environ[TRUST_ENV_VAR] = trust_types
+        from .core.store import resolve_model_path, resolve_trust_types
         from .report.serve import render_banner, render_summary
         from .serve.options import ServeOptions
         from .serve.process import ServeConfig
@@ -587,7 +556,10 @@ def serve(
             max_batch_delay=max_batch_delay_ms / 1000,
             access_log=access_log and not quiet,
         )
-        config = ServeConfig(Path(resolve_model_path(model)), host, port, workers, reload, options)
+        config = ServeConfig(
+            Path(resolve_model_path(model)), host, port, workers, reload, options,
+            trust_types=resolve_trust_types(_names(trust_types)),
+        )  # fmt: skip
 
         def ready(*announced: Any) -> None:
             loaded()

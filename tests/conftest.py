@@ -22,8 +22,9 @@ from infer_cli.core.card import ModelCard
 from infer_cli.core.model import Model
 from infer_cli.core.signature import Column, Signature
 from infer_cli.core.store import save_model
-from infer_cli.serve.loop import make_server
-from infer_cli.serve.routes import App, ServeOptions
+from infer_cli.serve.loop import PredictionServer
+from infer_cli.serve.options import ServeOptions
+from infer_cli.serve.routes import App
 from infer_cli.training import TrainOptions, train
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
@@ -165,3 +166,8 @@ class SlowEstimator:
 
     def predict_proba(self, features: Any) -> Any:
         return self.inner.predict_proba(features)
+
+
+def make_server(app: App, host: str = "127.0.0.1", port: int = 0) -> PredictionServer:
+    """A bound, listening server for `app` on a free port; run it with `serve_forever()`."""
+    return PredictionServer((host, port), app)

@@ -13,6 +13,8 @@ import pytest
 
 from infer_cli.loadgen import Target, run_load
 
+from conftest import make_server
+
 
 class _CountingHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -115,7 +117,6 @@ def test_bench_load_tests_a_real_server_and_counts_its_requests(
     cli: Any, trained_models: dict[str, Path]
 ) -> None:
     from infer_cli.core.store import load_model
-    from infer_cli.serve.loop import make_server
     from infer_cli.serve.routes import App, ServeOptions
 
     app = App(ServeOptions(access_log=False))

@@ -17,12 +17,11 @@ import pytest
 from infer_cli.core.model import Model
 from infer_cli.core.store import load_model
 from infer_cli.serve.errors import MalformedRequest
-from infer_cli.serve.loop import make_server
 from infer_cli.serve.messages import parse_head
 from infer_cli.serve.options import ServeOptions
 from infer_cli.serve.routes import App
 
-from conftest import COLUMNS, Server, SlowEstimator, call
+from conftest import COLUMNS, Server, SlowEstimator, call, make_server
 
 
 def _invocation(row: list[float], proba: bool = False) -> bytes:

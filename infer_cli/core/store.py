@@ -37,7 +37,14 @@ from .card import (
     version_notices,
 )
 from .model import Model
-from .serialization import describe, dump_skops, is_pickle_based, load_pickled, load_skops
+from .serialization import (
+    UntrustedTypes,
+    describe,
+    dump_skops,
+    is_pickle_based,
+    load_pickled,
+    load_skops,
+)
 from .serialization import review_trust as _review_trust
 
 SKOPS_MODEL_FILE = "model.skops"
@@ -167,6 +174,19 @@ def inspect_model(
         card, len(payload), actual, actual == card.sha256,
         pickle_based=is_pickle_based(card.serialization), trust=trust,
     )  # fmt: skip
+
+
+def check_loadable(inspection: Inspection) -> None:
+    """Raise the error loading the inspected model would raise: a file that no longer
+    matches its SHA-256, or a skops file holding types nobody vouched for."""
+    if inspection.matches is False:
+        raise ModelError(
+            f"{inspection.path}: {inspection.card.model_file} does not match the SHA-256 in "
+            "model.json; it will not load"
+        )
+    if inspection.trust is not None and inspection.trust.refused:
+        source = inspection.path / inspection.card.model_file
+        raise UntrustedTypes(source, list(inspection.trust.refused), inspection.card.trusted_types)
 
 
 def _is_mlflow(location: Path) -> bool:

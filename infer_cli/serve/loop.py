@@ -497,8 +497,3 @@ class _Loop:
 
 def _is_open(connection: _Connection) -> bool:
     return connection.sock.fileno() >= 0
-
-
-def make_server(app: App, host: str = "127.0.0.1", port: int = 0) -> PredictionServer:
-    """A bound, listening server for `app`; run it with `serve_forever()` (port 0: any free)."""
-    return PredictionServer((host, port), app)

@@ -45,6 +45,8 @@ class ServeConfig:
     workers: int = 1
     reload: bool = False
     options: ServeOptions = field(default_factory=ServeOptions)
+    trust_types: tuple[str, ...] = ()
+    """Types a skops model may hold beyond those vouched for, for every load and reload."""
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _serve_one(
         from ..core.store import load_model
 
         try:
-            model = load_model(config.model_path)
+            model = load_model(config.model_path, trust_types=config.trust_types)
         except BaseException:
             server.shutdown()
             raise
@@ -182,7 +184,7 @@ def _serve_workers(
 
     for signum in SIGNALS:
         signal.signal(signum, forward)
-    model = load_model(config.model_path)
+    model = load_model(config.model_path, trust_types=config.trust_types)
     on_ready(model)
     reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
     for number in range(config.workers):
@@ -252,22 +254,22 @@ def _watch(app: App, config: ServeConfig, asked: Asked) -> None:
         time.sleep(POLL_SECONDS)
         if asked.reload:
             asked.reload = False
-            reload_model(app, config.model_path)
+            reload_model(app, config.model_path, config.trust_types)
         elif config.reload and time.monotonic() - looked >= RELOAD_POLL_SECONDS:
             looked = time.monotonic()
             current = _stamp(config.model_path)
             if current is not None and current != stamp:
                 stamp = current
-                reload_model(app, config.model_path)
+                reload_model(app, config.model_path, config.trust_types)
 
 
-def reload_model(app: App, path: Path) -> bool:
+def reload_model(app: App, path: Path, trust_types: tuple[str, ...] = ()) -> bool:
     """Load the model at `path`, check it, and swap it in; keep the old one if it fails."""
     from ..core.store import load_model
 
     old = app.model
     try:
-        new = load_model(path)
+        new = load_model(path, trust_types=trust_types)
         _check(new)
     except InferError as exc:
         app.stats.record_reload("failed")
