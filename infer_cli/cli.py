@@ -19,7 +19,7 @@ import typer
 
 from . import __version__
 from .errors import ExitCode, InferError
-from .tables.limits import DEFAULT_BATCH_ROWS
+from .tables import DEFAULT_BATCH_ROWS
 
 app = typer.Typer(
     name="infer-cli",
@@ -146,11 +146,10 @@ def train(
     debug: DebugOption = False,
 ) -> None:
     """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
-    from .core.store import MODEL_FILES, save_model
+    from .core import MODEL_FILES, save_model
     from .errors import UsageError
-    from .report.console import render_notices, render_train_report, stderr_console
-    from .report.timing import Stopwatch
-    from .tables.readers import read_table
+    from .report import Stopwatch, render_notices, render_train_report, stderr_console
+    from .tables import read_table
     from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
     from .training import train as fit
 
@@ -276,20 +275,18 @@ def predict(
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
     global _quick_exit
     _quick_exit = True
-    from .batch.dask_engine import DaskScoring, require_dask
-    from .batch.scoring import BatchScoring, ScoringOptions
-    from .core.store import load_model
+    from .batch import BatchScoring, DaskScoring, ScoringOptions, require_dask
+    from .core import load_model
     from .errors import UsageError
-    from .report.console import (
+    from .report import (
+        Stopwatch,
         predict_figures,
         predict_progress,
         render_notices,
         render_predict_summary,
         stderr_console,
     )
-    from .report.timing import Stopwatch
-    from .tables.atomic import write_json
-    from .tables.readers import check_delimiter
+    from .tables import check_delimiter, write_json
 
     _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
     _check_choice("--engine", engine, ("single", "dask"), UsageError)
@@ -381,9 +378,8 @@ def info(
     debug: DebugOption = False,
 ) -> None:
     """Show the model card: origin, task, signature, metrics, versions, format and integrity."""
-    from .core.store import check_loadable, inspect_model
-    from .report.console import stderr_console
-    from .report.reports import inspection_json, render_model_card
+    from .core import check_loadable, inspect_model
+    from .report import inspection_json, render_model_card, stderr_console
 
     inspection = inspect_model(model, trust_types=_names(trust_types))
     if json:
@@ -416,11 +412,10 @@ def evaluate(
     debug: DebugOption = False,
 ) -> None:
     """Measure a model's quality on a labelled file, streamed as predict streams it."""
-    from .batch.evaluation import evaluate as measure
-    from .batch.evaluation import read_labelled
-    from .core.store import load_model
-    from .report.console import render_notices, stderr_console
-    from .report.reports import render_evaluation
+    from .batch import evaluate as measure
+    from .batch import read_labelled
+    from .core import load_model
+    from .report import render_evaluation, render_notices, stderr_console
 
     console = stderr_console()
     loaded = load_model(model, trust_types=_names(trust_types))
@@ -461,12 +456,11 @@ def bench(
 ) -> None:
     """Measure batch throughput, single-row latency and, with --url, a server under load."""
     from .benchmarking import run_bench
-    from .core.store import load_model
+    from .core import load_model
     from .errors import UsageError
     from .loadgen import Target
-    from .report.console import render_notices, stderr_console
-    from .report.reports import render_bench
-    from .tables.readers import read_table
+    from .report import render_bench, render_notices, stderr_console
+    from .tables import read_table
 
     levels = tuple(int(level) for level in _split_names([concurrency]) if level.isdigit())
     if url and (not levels or min(levels) < 1):
@@ -540,11 +534,10 @@ def serve(
     with quick_start() as loaded:
         from rich.console import Console
 
-        from .core.store import resolve_model_path, resolve_trust_types
-        from .report.serve import render_banner, render_summary
-        from .serve.options import ServeOptions
-        from .serve.process import ServeConfig
-        from .serve.process import serve as run
+        from .core import resolve_model_path, resolve_trust_types
+        from .report import render_banner, render_summary
+        from .serve import ServeConfig, ServeOptions
+        from .serve import serve as run
 
         # Not summary.stderr_console: that module imports pandas before the socket is bound.
         console = Console(stderr=True, quiet=quiet, highlight=False)

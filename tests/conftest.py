@@ -18,12 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from infer_cli.cli import app
-from infer_cli.core.card import ModelCard
-from infer_cli.core.model import Model
-from infer_cli.core.signature import Column, Signature
-from infer_cli.core.store import save_model
+from infer_cli.core import Column, Model, ModelCard, Signature, save_model
+from infer_cli.serve import ServeOptions
 from infer_cli.serve.loop import PredictionServer
-from infer_cli.serve.options import ServeOptions
 from infer_cli.serve.routes import App
 from infer_cli.training import TrainOptions, train
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infer_cli.tables.atomic import atomic_output
+from infer_cli.tables import atomic_output
 
 
 def test_atomic_output_keeps_the_previous_file_when_the_block_fails(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from infer_cli.errors import DataError, UsageError
+from infer_cli.tables import detect_format, open_table, read_table
 from infer_cli.tables.csv_blocks import RecordBlocks
-from infer_cli.tables.readers import detect_format, open_table, read_table
 
 # Quoted commas, doubled quotes, a newline inside quotes, a blank line, a CRLF line, a stray
 # quote inside an unquoted field: the line each record starts on is in the first column.

@@ -116,7 +116,7 @@ def test_bench_with_a_bad_url_is_a_usage_error(cli: Any, trained_models: dict[st
 def test_bench_load_tests_a_real_server_and_counts_its_requests(
     cli: Any, trained_models: dict[str, Path]
 ) -> None:
-    from infer_cli.core.store import load_model
+    from infer_cli.core import load_model
     from infer_cli.serve.routes import App, ServeOptions
 
     app = App(ServeOptions(access_log=False))

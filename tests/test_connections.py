@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.core.model import Model
-from infer_cli.core.store import load_model
+from infer_cli.core import Model, load_model
+from infer_cli.serve import ServeOptions
 from infer_cli.serve.errors import MalformedRequest
 from infer_cli.serve.messages import parse_head
-from infer_cli.serve.options import ServeOptions
 from infer_cli.serve.routes import App
 
 from conftest import COLUMNS, Server, SlowEstimator, call, make_server

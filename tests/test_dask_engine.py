@@ -15,9 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from infer_cli.batch.dask_engine import DaskScoring
-from infer_cli.batch.scoring import BatchScoring, ScoringOptions
-from infer_cli.core.store import load_model
+from infer_cli.batch import BatchScoring, DaskScoring, ScoringOptions
+from infer_cli.core import load_model
 
 from conftest import run_infer_cli
 

@@ -20,7 +20,7 @@ from sklearn.metrics import (
 )
 
 from infer_cli.batch.evaluation import LabelledChunk, evaluate
-from infer_cli.core.store import load_model
+from infer_cli.core import load_model
 from infer_cli.errors import DataError, UsageError
 
 

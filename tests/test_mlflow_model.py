@@ -19,9 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from infer_cli.core import UntrustedTypes, load_model
 from infer_cli.core.mlflow_model import signature_from_mlflow
-from infer_cli.core.serialization import UntrustedTypes
-from infer_cli.core.store import load_model
 from infer_cli.errors import ModelError, SchemaError
 from infer_cli.training import TrainOptions, train
 

@@ -192,7 +192,7 @@ def test_saving_over_a_model_is_atomic_for_concurrent_readers(
 def test_prepared_requests_scored_together_match_predict(
     trained_models: dict[str, Path], sample_data: Path, name: str
 ) -> None:
-    from infer_cli.core.store import load_model
+    from infer_cli.core import load_model
 
     model = load_model(trained_models[name])
     rows = pd.read_csv(sample_data / f"{name}_new.csv").head(6)
@@ -222,7 +222,7 @@ def test_prepared_requests_scored_together_match_predict(
 
 
 def test_only_plain_numbers_take_the_numeric_fast_lane() -> None:
-    from infer_cli.core.signature import Column, Signature
+    from infer_cli.core import Column, Signature
 
     signature = Signature((Column("a", "float"), Column("n", "integer")))
     assert signature.numeric_matrix({"a": [1.5, None], "n": [2, 3]}, 2) is not None
@@ -240,9 +240,7 @@ def test_an_array_route_that_disagrees_with_the_frame_route_is_dropped(tmp_path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from infer_cli.core.card import ModelCard
-    from infer_cli.core.model import Model
-    from infer_cli.core.signature import Column, Signature
+    from infer_cli.core import Column, Model, ModelCard, Signature
 
     def arrays_differ(x: object) -> object:
         return x * -1 if isinstance(x, np.ndarray) else x

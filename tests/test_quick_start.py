@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infer_cli.core.store import load_model
+from infer_cli.core import load_model
 from infer_cli.errors import ModelError
 from infer_cli.serve.quick_start import quick_start
 

@@ -15,10 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from infer_cli.core import Column, Signature, load_model, save_model
 from infer_cli.core.card import CARD_FILE, MODEL_FILE, ModelCard
 from infer_cli.core.serialization import UntrustedTypes, review_trust
-from infer_cli.core.signature import Column, Signature
-from infer_cli.core.store import load_model, save_model
 from infer_cli.errors import ModelError
 from infer_cli.training import TrainOptions, train
 

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.core.model import Model
-from infer_cli.core.store import load_model, save_model
+from infer_cli.core import Model, load_model, save_model
 from infer_cli.serve.process import reload_model
 from infer_cli.serve.routes import App, ServeOptions
 

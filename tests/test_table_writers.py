@@ -10,8 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from infer_cli.tables.atomic import atomic_output
-from infer_cli.tables.writers import open_writer
+from infer_cli.tables import atomic_output, open_writer
 
 SCHEMA = pa.schema([("id", pa.string()), ("score", pa.float64()), ("n", pa.int64())])
 TABLE = pa.table(

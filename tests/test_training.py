@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from infer_cli.core.store import load_model
+from infer_cli.core import load_model
 from infer_cli.errors import DataError, UsageError
 from infer_cli.training import TrainOptions, detect_task, train
 

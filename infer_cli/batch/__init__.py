@@ -1,1 +1,36 @@
-"""placeholder"""
+"""A file streamed through the model: `predict` on one process or a Dask cluster, and
+`evaluate` on a labelled file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import lazy_surface
+
+if TYPE_CHECKING:
+    from .dask_engine import DaskScoring, require_dask
+    from .evaluation import Evaluation, evaluate, read_labelled
+    from .scoring import BatchScoring, ScoringOptions, ScoringReport
+
+__all__ = [
+    "BatchScoring",
+    "DaskScoring",
+    "Evaluation",
+    "ScoringOptions",
+    "ScoringReport",
+    "evaluate",
+    "read_labelled",
+    "require_dask",
+]
+# Where each name of the surface lives.
+_SURFACE = {
+    "BatchScoring": "scoring",
+    "ScoringOptions": "scoring",
+    "ScoringReport": "scoring",
+    "DaskScoring": "dask_engine",
+    "require_dask": "dask_engine",
+    "Evaluation": "evaluation",
+    "evaluate": "evaluation",
+    "read_labelled": "evaluation",
+}
+__getattr__ = lazy_surface(__name__, _SURFACE)

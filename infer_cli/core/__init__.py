@@ -1,1 +1,63 @@
-"""placeholder"""
+"""The model core: a model loaded from any source (our directory, a bare file, an MLflow
+model), its card and signature, validation and prediction. Returns data, never prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import lazy_surface
+
+if TYPE_CHECKING:
+    from .card import Inspection, ModelCard
+    from .metrics import classification_metrics, regression_metrics
+    from .model import Model, Predictions
+    from .serialization import UntrustedTypes
+    from .signature import Column, Signature
+    from .store import (
+        MODEL_FILES,
+        check_loadable,
+        inspect_model,
+        load_model,
+        resolve_model_path,
+        resolve_trust_types,
+        save_model,
+    )
+
+__all__ = [
+    "MODEL_FILES",
+    "Column",
+    "Inspection",
+    "Model",
+    "ModelCard",
+    "Predictions",
+    "Signature",
+    "UntrustedTypes",
+    "check_loadable",
+    "classification_metrics",
+    "inspect_model",
+    "load_model",
+    "regression_metrics",
+    "resolve_model_path",
+    "resolve_trust_types",
+    "save_model",
+]
+# Where each name of the surface lives.
+_SURFACE = {
+    "Model": "model",
+    "Predictions": "model",
+    "ModelCard": "card",
+    "Inspection": "card",
+    "Signature": "signature",
+    "Column": "signature",
+    "load_model": "store",
+    "save_model": "store",
+    "inspect_model": "store",
+    "check_loadable": "store",
+    "resolve_model_path": "store",
+    "resolve_trust_types": "store",
+    "MODEL_FILES": "store",
+    "UntrustedTypes": "serialization",
+    "classification_metrics": "metrics",
+    "regression_metrics": "metrics",
+}
+__getattr__ = lazy_surface(__name__, _SURFACE)

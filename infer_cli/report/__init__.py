@@ -1,1 +1,50 @@
-"""placeholder"""
+"""What people read on stderr: progress, summaries, the model card, quality and bench
+reports, the server's banner, each with rich; the engines never import it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import lazy_surface
+
+if TYPE_CHECKING:
+    from .bench import render_bench
+    from .card import inspection_json, render_model_card, render_train_report
+    from .console import render_notices, stderr_console
+    from .evaluation import render_evaluation
+    from .predict import predict_figures, predict_progress, render_predict_summary
+    from .serve import render_banner, render_summary
+    from .timing import Stopwatch
+
+__all__ = [
+    "Stopwatch",
+    "inspection_json",
+    "predict_figures",
+    "predict_progress",
+    "render_banner",
+    "render_bench",
+    "render_evaluation",
+    "render_model_card",
+    "render_notices",
+    "render_predict_summary",
+    "render_summary",
+    "render_train_report",
+    "stderr_console",
+]
+# Where each name of the surface lives.
+_SURFACE = {
+    "stderr_console": "console",
+    "render_notices": "console",
+    "Stopwatch": "timing",
+    "render_train_report": "card",
+    "render_model_card": "card",
+    "inspection_json": "card",
+    "predict_figures": "predict",
+    "predict_progress": "predict",
+    "render_predict_summary": "predict",
+    "render_evaluation": "evaluation",
+    "render_bench": "bench",
+    "render_banner": "serve",
+    "render_summary": "serve",
+}
+__getattr__ = lazy_surface(__name__, _SURFACE)

@@ -1,1 +1,30 @@
-"""placeholder"""
+"""The prediction server: processes and workers, an event loop of HTTP/1.1 connections,
+routes over the model core, the MLflow and Open Inference (V2) codecs, micro-batching.
+
+`serve.quick_start.quick_start` wraps the start-up; it is imported from its module, whose name
+it shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import lazy_surface
+
+if TYPE_CHECKING:
+    from .options import ServeOptions
+    from .process import ServeConfig, ServeSummary, serve
+
+__all__ = [
+    "ServeConfig",
+    "ServeOptions",
+    "ServeSummary",
+    "serve",
+]
+# Where each name of the surface lives.
+_SURFACE = {
+    "ServeConfig": "process",
+    "ServeSummary": "process",
+    "serve": "process",
+    "ServeOptions": "options",
+}
+__getattr__ = lazy_surface(__name__, _SURFACE)

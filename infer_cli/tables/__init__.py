@@ -1,1 +1,55 @@
-"""placeholder"""
+"""Tables in and out of files, in chunks: CSV (plain or gzip), Parquet and JSON Lines,
+`-` for stdin and stdout, outputs that appear only once complete. Knows no model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import lazy_surface
+
+if TYPE_CHECKING:
+    from .atomic import STDIO, atomic_output, write_json
+    from .limits import DEFAULT_BATCH_ROWS
+    from .readers import (
+        INPUT_FORMATS,
+        OUTPUT_FORMATS,
+        Chunk,
+        check_delimiter,
+        detect_format,
+        open_table,
+        read_table,
+    )
+    from .writers import TableWriter, open_writer
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "INPUT_FORMATS",
+    "OUTPUT_FORMATS",
+    "STDIO",
+    "Chunk",
+    "TableWriter",
+    "atomic_output",
+    "check_delimiter",
+    "detect_format",
+    "open_table",
+    "open_writer",
+    "read_table",
+    "write_json",
+]
+# Where each name of the surface lives.
+_SURFACE = {
+    "Chunk": "readers",
+    "open_table": "readers",
+    "read_table": "readers",
+    "detect_format": "readers",
+    "check_delimiter": "readers",
+    "INPUT_FORMATS": "readers",
+    "OUTPUT_FORMATS": "readers",
+    "TableWriter": "writers",
+    "open_writer": "writers",
+    "atomic_output": "atomic",
+    "write_json": "atomic",
+    "STDIO": "atomic",
+    "DEFAULT_BATCH_ROWS": "limits",
+}
+__getattr__ = lazy_surface(__name__, _SURFACE)

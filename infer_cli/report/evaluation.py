@@ -1,0 +1,50 @@
+"""What `evaluate` shows: a model's quality on a labelled file."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+
+from ..batch.evaluation import Evaluation
+from .console import count, key_value_table, metric_tables
+
+
+def render_evaluation(console: Console, evaluation: Evaluation) -> None:
+    """Quality tables, ROC AUC, and for a binary model what the threshold does."""
+    parts: list[Any] = metric_tables(
+        evaluation.metrics, evaluation.task, f"Metrics on {os.path.basename(evaluation.source)}"
+    )
+    if evaluation.task == "classification":
+        auc = "-" if evaluation.roc_auc is None else f"{evaluation.roc_auc:.4f}"
+        parts.append(key_value_table("Ranking", [("ROC AUC", auc)]))
+    if evaluation.sweep:
+        parts.append(_threshold_table(evaluation))
+    console.print(Group(*parts))
+
+
+def _threshold_table(evaluation: Evaluation) -> Table:
+    table = Table(
+        title=f"Decision threshold on P({evaluation.positive_class})",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        caption=f"in use: {evaluation.threshold:g}",
+        caption_justify="left",
+    )
+    for heading in ("threshold", "precision", "recall", "F1", "accuracy", "predicted positive"):
+        table.add_column(heading, justify="right")
+    for point in evaluation.sweep:
+        chosen = point["threshold"] == evaluation.threshold
+        table.add_row(
+            f"{point['threshold']:g}",
+            f"{point['precision']:.3f}",
+            f"{point['recall']:.3f}",
+            f"{point['f1']:.3f}",
+            f"{point['accuracy']:.3f}",
+            count(int(point["predicted_positive"])),
+            style="bold reverse" if chosen else None,
+        )
+    return table
