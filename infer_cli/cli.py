@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -31,8 +30,8 @@ app = typer.Typer(
 )
 
 Command = TypeVar("Command", bound=Callable[..., Any])
-# Set by commands whose process has nothing left to clean up when they return (see `main`).
-_quick_exit = False
+# Commands whose process has nothing left to clean up once they succeed (see `main`).
+QUICK_EXIT_COMMANDS = frozenset({"predict"})
 
 ModelOption = Annotated[
     str | None,
@@ -148,8 +147,9 @@ def train(
     """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
     from .core import MODEL_FILES, save_model
     from .errors import UsageError
-    from .report import Stopwatch, render_notices, render_train_report, stderr_console
+    from .report import render_notices, render_train_report, stderr_console
     from .tables import read_table
+    from .timing import Stopwatch
     from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
     from .training import train as fit
 
@@ -273,27 +273,13 @@ def predict(
     debug: DebugOption = False,
 ) -> None:
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
-    global _quick_exit
-    _quick_exit = True
-    from .batch import BatchScoring, DaskScoring, ScoringOptions, require_dask
-    from .core import load_model
+    from .batch import PredictRun, ScoringOptions, run_predict
     from .errors import UsageError
-    from .report import (
-        Stopwatch,
-        predict_figures,
-        predict_progress,
-        render_notices,
-        render_predict_summary,
-        stderr_console,
-    )
-    from .tables import check_delimiter, write_json
+    from .report import predict_progress, render_notices, render_predict_summary, stderr_console
+    from .tables import check_delimiter
 
     _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
     _check_choice("--engine", engine, ("single", "dask"), UsageError)
-    if engine == "dask":
-        require_dask()
-    elif scheduler is not None:
-        raise UsageError("--scheduler is for --engine dask")
     if input == "-" and sys.stdin.isatty():
         raise UsageError("no input: give a file with -i, or pipe rows in (cat new.csv | ...)")
     kept = None if keep is None else tuple(n for n in _split_names([keep]) if n != "none")
@@ -309,59 +295,15 @@ def predict(
         skip_bad_rows=on_bad_rows == "skip",
         rejects=rejects,
     )
-    paths = {"model": model, "input": input, "output": output, "rejects": rejects}
     console = stderr_console(quiet)
-    stopwatch = Stopwatch()
-    job: BatchScoring | DaskScoring | None = None
-    try:
-        with _sigterm_as_interrupt():
-            with stopwatch.phase("model load"):
-                loaded = load_model(model, trust_types=_names(trust_types))
-            paths["model"] = str(loaded.path)
-            render_notices(console, loaded.notices)
-            if engine == "dask":
-                job = DaskScoring(loaded, options, scheduler)
-            else:
-                job = BatchScoring(loaded, options)
-            with predict_progress(console) as progress:
-                report = job.run(progress)
-    except BaseException as exc:
-        if summary_json:
-            figures = predict_figures(
-                job.report if job else None,
-                model_load=stopwatch.phases.get("model load", 0.0),
-                wall=stopwatch.elapsed(),
-                paths=paths,
-                error=exc,
-            )
-            write_json(summary_json, figures)
-        raise
-    figures = predict_figures(
-        report, model_load=stopwatch.phases["model load"], wall=stopwatch.elapsed(), paths=paths
+    run = PredictRun(options, model, _names(trust_types), engine, scheduler, summary_json)
+    report, figures = run_predict(
+        run,
+        on_loaded=lambda loaded: render_notices(console, loaded.notices),
+        progress=lambda: predict_progress(console),
     )
     render_notices(console, report.notices)
     render_predict_summary(console, figures)
-    if summary_json:
-        write_json(summary_json, figures)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the block runs, so that cleanup (temporary output
-    files) happens before the process exits."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (an in-process test runner, say)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 JsonOption = Annotated[
@@ -595,9 +537,14 @@ def main() -> None:
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         # After a failure, the usual tear-down also finalizes whatever the error left.
-        if not _quick_exit or code != 0:
+        if code != 0 or _command(sys.argv[1:]) not in QUICK_EXIT_COMMANDS:
             raise
         for stream in (sys.stdout, sys.stderr):
             with suppress(OSError, ValueError):  # a closed pipe has nothing left to take
                 stream.flush()
         os._exit(code)
+
+
+def _command(arguments: list[str]) -> str | None:
+    """The command named on the command line (the root takes no option with a value)."""
+    return next((argument for argument in arguments if not argument.startswith("-")), None)

@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from infer_cli.batch import ScoringReport
+from infer_cli.batch import ScoringReport, predict_figures
 from infer_cli.errors import DataError
-from infer_cli.report import predict_figures, predict_progress, render_predict_summary
+from infer_cli.report import predict_progress, render_predict_summary
 
 PATHS = {"model": "m", "input": "in.csv", "output": "out.csv", "rejects": "rejects.csv"}
 

@@ -10,17 +10,21 @@ from .. import lazy_surface
 if TYPE_CHECKING:
     from .dask_engine import DaskScoring, require_dask
     from .evaluation import Evaluation, evaluate, read_labelled
+    from .run import PredictRun, predict_figures, run_predict
     from .scoring import BatchScoring, ScoringOptions, ScoringReport
 
 __all__ = [
     "BatchScoring",
     "DaskScoring",
     "Evaluation",
+    "PredictRun",
     "ScoringOptions",
     "ScoringReport",
     "evaluate",
+    "predict_figures",
     "read_labelled",
     "require_dask",
+    "run_predict",
 ]
 # Where each name of the surface lives.
 _SURFACE = {
@@ -32,5 +36,8 @@ _SURFACE = {
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
     "read_labelled": "evaluation",
+    "PredictRun": "run",
+    "run_predict": "run",
+    "predict_figures": "run",
 }
 __getattr__ = lazy_surface(__name__, _SURFACE)

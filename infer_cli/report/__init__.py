@@ -12,14 +12,11 @@ if TYPE_CHECKING:
     from .card import inspection_json, render_model_card, render_train_report
     from .console import render_notices, stderr_console
     from .evaluation import render_evaluation
-    from .predict import predict_figures, predict_progress, render_predict_summary
+    from .predict import predict_progress, render_predict_summary
     from .serve import render_banner, render_summary
-    from .timing import Stopwatch
 
 __all__ = [
-    "Stopwatch",
     "inspection_json",
-    "predict_figures",
     "predict_progress",
     "render_banner",
     "render_bench",
@@ -35,11 +32,9 @@ __all__ = [
 _SURFACE = {
     "stderr_console": "console",
     "render_notices": "console",
-    "Stopwatch": "timing",
     "render_train_report": "card",
     "render_model_card": "card",
     "inspection_json": "card",
-    "predict_figures": "predict",
     "predict_progress": "predict",
     "render_predict_summary": "predict",
     "render_evaluation": "evaluation",

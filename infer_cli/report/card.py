@@ -10,8 +10,8 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from ..core.card import Inspection, ModelCard
+from ..timing import Stopwatch, peak_memory_mb
 from .console import count, key_value_table, metric_tables, seconds
-from .timing import Stopwatch, peak_memory_mb
 
 if TYPE_CHECKING:
     from ..training import TrainResult

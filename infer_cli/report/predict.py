@@ -1,75 +1,15 @@
-"""What `predict` shows on stderr: its progress and closing summary, and the same figures
-for --summary-json."""
+"""What `predict` shows on stderr: its progress, and the summary of the figures
+`batch.run_predict` records."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
 from .console import count, key_value_table, seconds
-from .timing import peak_memory_mb
-
-if TYPE_CHECKING:
-    pass
-
-
-def predict_figures(
-    report: Any,
-    *,
-    model_load: float,
-    wall: float,
-    paths: dict[str, str | None],
-    error: BaseException | None = None,
-) -> dict[str, Any]:
-    """The figures of a `predict` run, for the summary table and `--summary-json`.
-
-    `report` is the run's `ScoringReport`, or None when it failed before reading any data.
-    """
-    from ..errors import ExitCode, InferError
-
-    status, exit_code, message = "ok", int(ExitCode.OK), None
-    if isinstance(error, KeyboardInterrupt):
-        status, exit_code, message = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
-    elif error is not None:
-        status = "failed"
-        exit_code = int(error.exit_code if isinstance(error, InferError) else ExitCode.INTERNAL)
-        message = str(error) or type(error).__name__
-    rows_read = report.rows_read if report else 0
-    return {
-        "status": status,
-        "exit_code": exit_code,
-        "error": message,
-        **paths,
-        "rows_read": rows_read,
-        "rows_scored": report.rows_scored if report else 0,
-        "rows_rejected": report.rows_rejected if report else 0,
-        "seconds": {
-            "model_load": round(model_load, 4),
-            "read": round(report.read_seconds if report else 0.0, 4),
-            "predict": round(report.predict_seconds if report else 0.0, 4),
-            "write": round(report.write_seconds if report else 0.0, 4),
-            "wall": round(wall, 4),
-        },
-        "rows_per_second": round(rows_read / wall) if wall > 0 else None,
-        "peak_memory_mib": round(peak_memory_mb(), 1),
-        **_cluster_figures(report),
-    }
-
-
-def _cluster_figures(report: Any) -> dict[str, Any]:
-    """The cluster of an `--engine dask` run (a `DaskReport`); nothing for other runs."""
-    if not hasattr(report, "partitions"):
-        return {}
-    return {
-        "engine": "dask",
-        "scheduler": report.scheduler or None,
-        "partitions": report.partitions,
-        "partitions_done": report.partitions_done,
-        "workers": report.workers,
-    }
 
 
 def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:

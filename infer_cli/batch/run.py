@@ -1,0 +1,159 @@
+"""`predict` from start to end: load the model, stream the input through the chosen engine,
+and record the figures of the run, also when it fails, for the summary and --summary-json."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import Model, load_model
+from ..errors import ExitCode, InferError, UsageError
+from ..tables import write_json
+from ..timing import Stopwatch, peak_memory_mb
+from .dask_engine import DaskScoring, require_dask
+from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
+
+
+def predict_figures(
+    report: Any,
+    *,
+    model_load: float,
+    wall: float,
+    paths: dict[str, str | None],
+    error: BaseException | None = None,
+) -> dict[str, Any]:
+    """The figures of a `predict` run, for the summary table and `--summary-json`.
+
+    `report` is the run's `ScoringReport`, or None when it failed before reading any data.
+    """
+    status, exit_code, message = "ok", int(ExitCode.OK), None
+    if isinstance(error, KeyboardInterrupt):
+        status, exit_code, message = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
+    elif error is not None:
+        status = "failed"
+        exit_code = int(error.exit_code if isinstance(error, InferError) else ExitCode.INTERNAL)
+        message = str(error) or type(error).__name__
+    rows_read = report.rows_read if report else 0
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "error": message,
+        **paths,
+        "rows_read": rows_read,
+        "rows_scored": report.rows_scored if report else 0,
+        "rows_rejected": report.rows_rejected if report else 0,
+        "seconds": {
+            "model_load": round(model_load, 4),
+            "read": round(report.read_seconds if report else 0.0, 4),
+            "predict": round(report.predict_seconds if report else 0.0, 4),
+            "write": round(report.write_seconds if report else 0.0, 4),
+            "wall": round(wall, 4),
+        },
+        "rows_per_second": round(rows_read / wall) if wall > 0 else None,
+        "peak_memory_mib": round(peak_memory_mb(), 1),
+        **_cluster_figures(report),
+    }
+
+
+def _cluster_figures(report: Any) -> dict[str, Any]:
+    """The cluster of an `--engine dask` run (a `DaskReport`); nothing for other runs."""
+    if not hasattr(report, "partitions"):
+        return {}
+    return {
+        "engine": "dask",
+        "scheduler": report.scheduler or None,
+        "partitions": report.partitions,
+        "partitions_done": report.partitions_done,
+        "workers": report.workers,
+    }
+
+
+@dataclass(frozen=True)
+class PredictRun:
+    """One `predict` invocation: what to score with which model, on which engine."""
+
+    options: ScoringOptions
+    model: str | None = None
+    trust_types: list[str] | None = None
+    engine: str = "single"
+    """single: this process. dask: a Dask cluster, one partition per input file."""
+    scheduler: str | None = None
+    summary_json: str | None = None
+    """Where the figures are also written, even when the run fails."""
+
+
+ProgressScope = Callable[[], AbstractContextManager[Progress | None]]
+
+
+def run_predict(
+    run: PredictRun,
+    *,
+    on_loaded: Callable[[Model], None] = lambda _: None,
+    progress: ProgressScope = nullcontext,
+) -> tuple[ScoringReport, dict[str, Any]]:
+    """Load the model, score the input into the output, and return the run's report and
+    figures. SIGTERM is taken as an interrupt while it runs, so that a stopped run removes
+    its temporary files; a failed run still writes its figures to `summary_json`."""
+    if run.engine == "dask":
+        require_dask()
+    elif run.scheduler is not None:
+        raise UsageError("--scheduler is for --engine dask")
+    paths = {
+        "model": run.model,
+        "input": run.options.input,
+        "output": run.options.output,
+        "rejects": run.options.rejects,
+    }
+    stopwatch = Stopwatch()
+    job: BatchScoring | DaskScoring | None = None
+    try:
+        with _sigterm_as_interrupt():
+            with stopwatch.phase("model load"):
+                model = load_model(run.model, trust_types=run.trust_types)
+            paths["model"] = str(model.path)
+            on_loaded(model)
+            if run.engine == "dask":
+                job = DaskScoring(model, run.options, run.scheduler)
+            else:
+                job = BatchScoring(model, run.options)
+            with progress() as on_progress:
+                report = job.run(on_progress)
+    except BaseException as exc:
+        if run.summary_json:
+            figures = predict_figures(
+                job.report if job else None,
+                model_load=stopwatch.phases.get("model load", 0.0),
+                wall=stopwatch.elapsed(),
+                paths=paths,
+                error=exc,
+            )
+            write_json(run.summary_json, figures)
+        raise
+    figures = predict_figures(
+        report, model_load=stopwatch.phases["model load"], wall=stopwatch.elapsed(), paths=paths
+    )
+    if run.summary_json:
+        write_json(run.summary_json, figures)
+    return report, figures
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the block runs, so that cleanup (temporary output
+    files) happens before the process exits."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an in-process test runner, say)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
