@@ -10,10 +10,26 @@ from collections import deque
 from typing import Any
 
 
-def log(line: str) -> None:
-    """The server's log: stderr, one write per line, after any access lines still held."""
+def log(line: str, detail: str = "") -> None:
+    """The server's log: stderr, after any access lines still held. `line` is written as one
+    line and `detail` (a traceback) below it, both escaped: a request's path or values, or
+    a library's message about them, never reach a terminal raw."""
     ACCESS_LOG.flush()
-    _write(line + "\n")
+    text = printable(line)
+    if detail:
+        text += "\n" + "\n".join(printable(part) for part in detail.rstrip().split("\n"))
+    _write(text + "\n")
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal could act on (control characters, line breaks,
+    bidirectional overrides, lone surrogates) written as a Python escape: `\\x1b`, `\\n`."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def _write(text: str) -> None:

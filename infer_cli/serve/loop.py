@@ -19,7 +19,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from .access_log import ACCESS_LOG, log, time_of_day
+from .access_log import ACCESS_LOG, log, printable, time_of_day
 from .batcher import Batcher
 from .errors import ClientTimeout, RequestTimeout
 from .messages import Head, Reply, Request, body_length, encode_reply, parse_head, take_head
@@ -216,7 +216,7 @@ class _Loop:
         try:
             yield
         except Exception:
-            log(f"internal error serving {connection.peer}:\n{traceback.format_exc().rstrip()}")
+            log(f"internal error serving {connection.peer}:", traceback.format_exc())
             self._close(connection)
 
     def _accept(self) -> None:
@@ -367,9 +367,7 @@ class _Loop:
         connection.began = 0.0
         self.app.stats.record(reply.status, elapsed)
         if self.options.access_log:
-            line = f"{request.method} {request.path}" if request else "-"
-            if not line.isprintable():  # no terminal escapes from a client in the log
-                line = line.encode("unicode_escape").decode("ascii")
+            line = printable(f"{request.method} {request.path}") if request else "-"
             ACCESS_LOG.add(
                 f'{connection.peer} - [{time_of_day()}] "{line}" '
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"

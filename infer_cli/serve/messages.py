@@ -98,8 +98,13 @@ class Head:
 
 def parse_head(data: bytes) -> Head:
     """The request line and headers (without the blank line that ends them)."""
-    lines = str(data, "iso-8859-1").split("\n")
-    request_line = lines[0].rstrip("\r")
+    text = str(data, "iso-8859-1")
+    # A CR not ending a line, or a NUL, is read as a line end or a string end by some
+    # proxies and not by others: refused, as RFC 9112 (2.2) and RFC 9110 (5.5) allow.
+    if "\0" in text or "\r" in text.replace("\r\n", ""):
+        raise MalformedRequest("a bare CR or a NUL in the request head")
+    lines = text.replace("\r\n", "\n").split("\n")
+    request_line = lines[0]
     parts = request_line.split()
     if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
         raise MalformedRequest(f"bad request line {request_line[:80]!r}")
@@ -107,7 +112,7 @@ def parse_head(data: bytes) -> Head:
         raise MalformedRequest(f"more than {MAX_HEADERS} headers", 431)
     headers = Headers()
     for line in lines[1:]:
-        name, colon, value = line.rstrip("\r").partition(":")
+        name, colon, value = line.partition(":")
         # A name with spaces around it, or two differing lengths, could be read otherwise by
         # a proxy in front: refused, as RFC 9112 asks, so that no request hides in a body.
         if not colon or not name or name != name.strip():

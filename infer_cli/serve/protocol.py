@@ -8,16 +8,19 @@ Open Inference Protocol (KServe / MLServer V2). Nothing here touches a socket or
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError, SchemaError
+from ..errors import DataError, SchemaError, first_line
 from .errors import UnsupportedMediaType
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 Columns = dict[str, list[Any]]
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -26,6 +29,8 @@ CSV_TYPES = ("text/csv", "application/csv")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
 ACCEPTED_TYPES = JSON_TYPES + CSV_TYPES + PARQUET_TYPES
 V2_OUTPUTS = ("predict", "predict_proba")
+SCALARS = (str, int, float, bool, type(None))
+"""What a cell may hold: anything else (a list, an object) is not one value."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,9 @@ def decode_invocation(body: bytes, content_type: str | None, names: Sequence[str
     """Decode an `/invocations` body; `names` are the model's input columns, in order."""
     kind = media_type(content_type)
     if kind in JSON_TYPES:
-        return _decode_json_invocation(body, names)
+        invocation = _decode_json_invocation(body, names)
+        _check_cells(invocation.payload)
+        return invocation
     if kind in CSV_TYPES:
         return Invocation(_frame_payload(_read_csv(body)))
     if kind in PARQUET_TYPES:
@@ -101,14 +108,21 @@ def decode_infer(body: bytes, content_type: str | None, names: Sequence[str]) ->
         payload = _payload_from_matrix(tensors[0], names)
     else:
         payload = _payload_from_tensors(tensors)
+    _check_cells(payload)
     outputs = document.get("outputs") or [{"name": "predict"}]
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+    if not isinstance(outputs, list) or not all(
+        isinstance(output, dict) and isinstance(output.get("name"), str) for output in outputs
+    ):
         raise DataError("'outputs' must be a list of objects with a 'name'")
-    wanted = tuple(str(output.get("name")) for output in outputs)
+    wanted = tuple(output["name"] for output in outputs)
     for name in wanted:
         if name not in V2_OUTPUTS:
             raise DataError(f"unknown output '{name}' (this model gives: {', '.join(V2_OUTPUTS)})")
     request_id = document.get("id")
+    if request_id is not None and (
+        isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))
+    ):
+        raise DataError("'id' must be a string")
     parameters = document.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise DataError("'parameters' must be an object")
@@ -217,9 +231,9 @@ def encode_error(error_code: str, message: str) -> bytes:
 
 
 def client_message(error: Exception) -> str:
-    """An error's message as a client may see it: a schema error keeps the row and column
-    but not the offending value, so no part of a request body is echoed back."""
-    message = str(error)
+    """An error's message as a client may see it, on one line: a schema error keeps the row
+    and column but not the offending value, so no part of a request body is echoed back."""
+    message = " ".join(str(error).splitlines())
     if isinstance(error, SchemaError) and error.row is not None and " is " in error.reason:
         where = [f"row {error.row + 1}"]
         if error.column is not None:
@@ -268,13 +282,84 @@ def _dump(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
+# Digits as zeros and `+` dropped: a number that may lie beyond a double (309 digits, or an
+# exponent of three) shows as a run of zeros or as "e000", found at memchr speed; only then
+# is every number checked, which halves the parser's speed.
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789E", b"000000000e")
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _load_json(body: bytes) -> Any:
+    """The JSON document of a body, refusing what no column can hold: numbers beyond a
+    double, Infinity, lone surrogates (which pandas and Arrow cannot encode)."""
     try:
-        return json.loads(body)
+        text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"the request body is not UTF-8 text (byte {exc.start})") from exc
+    digits = body.translate(_DIGITS_AS_ZEROS, b"+")
+    checked = b"0" * 309 in digits or b"e000" in digits
+    try:
+        if checked:
+            document = json.loads(
+                text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_constant
+            )
+        else:
+            document = json.loads(text, parse_constant=_constant)
+    except RecursionError as exc:
+        raise DataError("the JSON is nested too deeply") from exc
     except ValueError as exc:
-        raise DataError(f"malformed JSON: {exc}") from exc
+        raise DataError(f"malformed JSON: {first_line(exc)}") from exc
+    if _MAYBE_SURROGATE.search(body):
+        _refuse_lone_surrogates(document)
+    return document
+
+
+def _parse_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 308:
+        try:
+            float(value)
+        except OverflowError:
+            raise DataError(
+                f"the request holds an integer of {len(text)} digits, beyond any column's range"
+            ) from None
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise DataError("the request holds a number beyond a double's range (about 1.8e308)")
+    return value
+
+
+def _constant(name: str) -> float:
+    if name == "NaN":
+        return math.nan  # a missing value, as null is
+    raise DataError(f"the request holds {name}: numbers must be finite")
+
+
+def _refuse_lone_surrogates(document: Any) -> None:
+    """A \\uD800-\\uDFFF escape that is not half of a pair decodes to a string that no
+    UTF-8 encoder takes."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    code = ord(item[exc.start])
+                    raise DataError(
+                        f"the request holds a lone surrogate (\\u{code:04x}), which is not a "
+                        "character"
+                    ) from None
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
 
 
 def _decode_json_invocation(body: bytes, names: Sequence[str]) -> Invocation:
@@ -325,7 +410,10 @@ def _payload_from_split(value: Any, names: Sequence[str]) -> Payload:
     columns = value.get("columns")
     if columns is None:
         return _payload_from_rows(data, names, "dataframe_split")
-    if not isinstance(columns, list):
+    if not isinstance(columns, list) or not all(
+        isinstance(name, str) or (isinstance(name, (int, float)) and not isinstance(name, bool))
+        for name in columns
+    ):
         raise DataError("'dataframe_split': 'columns' must be a list of names")
     return _payload_from_rows(data, [str(name) for name in columns], "dataframe_split")
 
@@ -334,8 +422,7 @@ def _payload_from_rows(data: list[Any], columns: Sequence[str], key: str) -> Pay
     """Row-major values under known column names; a row must hold one value per column."""
     width = len(columns)
     if len(set(columns)) != width:
-        duplicate = next(name for name in columns if list(columns).count(name) > 1)
-        raise DataError(f"'{key}': column '{duplicate}' appears twice")
+        raise DataError(f"'{key}': column '{_duplicate(columns)}' appears twice")
     for position, row in enumerate(data):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else "not a list"
@@ -349,6 +436,15 @@ def _payload_from_rows(data: list[Any], columns: Sequence[str], key: str) -> Pay
         {name: list(values) for name, values in zip(columns, transposed, strict=True)},
         rows=len(data),
     )
+
+
+def _duplicate(names: Sequence[str]) -> str:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise ValueError("no duplicate")
 
 
 def _payload_from_records(records: list[Any], key: str) -> Payload:
@@ -386,11 +482,13 @@ def _payload_from_instances(value: Any, key: str, names: Sequence[str]) -> Paylo
 
 
 def _shape(tensor: Any) -> list[int]:
-    if not isinstance(tensor, dict):
+    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
         raise DataError("each input tensor must be an object with 'name', 'shape' and 'data'")
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise DataError(f"input '{tensor.get('name')}': 'shape' must be a list of sizes")
+    if not isinstance(shape, list) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in shape
+    ):
+        raise DataError(f"input '{tensor['name']}': 'shape' must be a list of sizes")
     return shape
 
 
@@ -434,6 +532,23 @@ def _payload_from_tensors(tensors: list[Any]) -> Payload:
     return Payload(columns, rows=lengths.pop())
 
 
+def _check_cells(payload: Payload) -> None:
+    """Every cell holds one value: a list or an object in a cell is refused here, before
+    pandas or a model meets it (and before anything recurses into it)."""
+    for name, values in (payload.columns or {}).items():
+        if not set(map(type, values)).issubset(SCALARS):
+            position, value = next(
+                (position, value)
+                for position, value in enumerate(values)
+                if type(value) not in SCALARS
+            )
+            kind = "a list" if isinstance(value, list) else "an object"
+            raise DataError(
+                f"row {position + 1}, column '{name}': {kind} is not one value "
+                "(send one number, string, boolean or null per cell)"
+            )
+
+
 def _frame_payload(frame: pd.DataFrame) -> Payload:
     return Payload(frame=frame, rows=len(frame))
 
@@ -450,7 +565,7 @@ def _read_csv(body: bytes) -> pd.DataFrame:
         raise DataError(f"malformed CSV: {_without_row_text(str(exc))}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"the CSV body is not UTF-8 text (byte {exc.start})") from exc
-    return table.to_pandas()
+    return _to_frame(table)
 
 
 def _read_parquet(body: bytes) -> pd.DataFrame:
@@ -460,8 +575,33 @@ def _read_parquet(body: bytes) -> pd.DataFrame:
     try:
         table = parquet.read_table(pa.BufferReader(body))
     except (pa.ArrowException, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0].replace(" '<Buffer>'", "")
+        reason = first_line(exc).replace(" '<Buffer>'", "")
         raise DataError(f"not a readable Parquet body ({reason})") from exc
+    return _to_frame(table)
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as the frame the model core takes: one column per name, one value per cell,
+    text as UTF-8 strings."""
+    import pyarrow as pa
+
+    names = [str(name) for name in table.column_names]
+    if len(set(names)) != len(names):
+        raise DataError(f"column '{_duplicate(names)}' appears twice")
+    for position, column in enumerate(table.schema):
+        kind = column.type
+        cell = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if pa.types.is_nested(cell):
+            raise DataError(f"column '{column.name}' holds {kind} values: send one value per cell")
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            try:
+                table = table.set_column(
+                    position, column.name, table.column(position).cast(pa.string())
+                )
+            except pa.ArrowInvalid as exc:
+                raise DataError(
+                    f"column '{column.name}' holds bytes that are not UTF-8 text"
+                ) from exc
     return table.to_pandas()
 
 

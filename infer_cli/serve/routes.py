@@ -256,7 +256,7 @@ def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
             log(f"error{_where(request)}: {exc.message}")
         message = protocol.client_message(exc)
         return Reply(exc.http_status, protocol.encode_error(exc.error_code, message), JSON, headers)
-    log(f"internal error{_where(request)}:\n{''.join(traceback.format_exception(exc)).rstrip()}")
+    log(f"internal error{_where(request)}:", "".join(traceback.format_exception(exc)))
     return Reply(500, protocol.encode_error("INTERNAL_ERROR", "internal server error (logged)"))
 
 
