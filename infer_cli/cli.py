@@ -454,6 +454,12 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", min=0, help="Largest request body, in MiB (413).")
     ] = 64.0,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="Most rows in one request (413).")
+    ] = 1_000_000,
+    max_columns: Annotated[
+        int, typer.Option("--max-columns", min=1, help="Most columns in one request (413).")
+    ] = 10_000,
     reload: Annotated[
         bool, typer.Option("--reload", help="Reload the model when its files change.")
     ] = False,
@@ -485,6 +491,8 @@ def serve(
         console = Console(stderr=True, quiet=quiet, highlight=False)
         options = ServeOptions(
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            max_rows=max_rows,
+            max_columns=max_columns,
             request_timeout=timeout,
             read_timeout=read_timeout,
             max_batch_rows=max_batch_size,

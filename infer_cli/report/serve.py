@@ -32,7 +32,8 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         ),
         (
             "limits",
-            f"body {options.max_body_bytes:,} bytes, read {options.read_timeout:g} s, "
+            f"body {options.max_body_bytes:,} bytes, {options.max_rows:,} rows, "
+            f"{options.max_columns:,} columns, read {options.read_timeout:g} s, "
             f"request {options.request_timeout:g} s",
         ),
         ("reload", "on SIGHUP" + (" and when the model changes" if config.reload else "")),

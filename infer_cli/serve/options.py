@@ -11,6 +11,10 @@ class ServeOptions:
 
     max_body_bytes: int = 64 * 1024 * 1024
     """Largest request body accepted; larger ones are answered 413."""
+    max_rows: int = 1_000_000
+    """Most rows one request may hold; more are answered 413."""
+    max_columns: int = 10_000
+    """Most columns a request's table may have; more are answered 413."""
     request_timeout: float = 30.0
     """Seconds a prediction may wait and run before it is answered 504."""
     read_timeout: float = 10.0

@@ -7,14 +7,17 @@ sends reaches pandas or a model in a shape they fail on with anything but a `Dat
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, first_line
+from .errors import PayloadTooLarge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,41 +117,197 @@ def _refuse_lone_surrogates(document: Any) -> None:
             pending.extend(item.values())
 
 
-def from_split(value: Any, names: Sequence[str]) -> Payload:
-    if not isinstance(value, dict):
-        raise DataError("'dataframe_split' must be an object with 'columns' and 'data'")
-    data = value.get("data")
-    if not isinstance(data, list):
-        raise DataError("'dataframe_split' needs 'data': a list of rows")
-    columns = value.get("columns")
-    if columns is None:
-        return _from_rows(data, names, "dataframe_split")
-    if not isinstance(columns, list) or not all(
-        isinstance(name, str) or (isinstance(name, (int, float)) and not isinstance(name, bool))
-        for name in columns
-    ):
-        raise DataError("'dataframe_split': 'columns' must be a list of names")
-    return _from_rows(data, [str(name) for name in columns], "dataframe_split")
+@dataclass(frozen=True)
+class Limits:
+    """How much one request may hold; more is refused (413), from what the body says up
+    front (a Parquet footer, a CSV header) where it can, before its rows are decoded."""
+
+    rows: int = 1_000_000
+    columns: int = 10_000
+    text_bytes: int = 512 * 1024 * 1024
+    """Text a Parquet body may expand to once its dictionaries are decoded."""
+
+    def check(self, rows: int | None = None, columns: int | None = None) -> None:
+        if rows is not None and rows > self.rows:
+            raise PayloadTooLarge(
+                f"the request holds {rows:,} rows; this server takes at most {self.rows:,} "
+                "per request (serve --max-rows)"
+            )
+        if columns is not None and columns > self.columns:
+            raise PayloadTooLarge(
+                f"the request has {columns:,} columns; this server takes at most "
+                f"{self.columns:,} (serve --max-columns)"
+            )
 
 
-def _from_rows(data: list[Any], columns: Sequence[str], key: str) -> Payload:
-    """Row-major values under known column names; a row must hold one value per column."""
-    width = len(columns)
-    if len(set(columns)) != width:
-        raise DataError(f"'{key}': column '{_duplicate(columns)}' appears twice")
-    for position, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != width:
-            got = f"{len(row)} values" if isinstance(row, list) else "not a list"
-            raise DataError(f"'{key}': row {position + 1} has {got}, expected {width}")
-    if len(data) == 1:
-        return Payload(
-            {name: [value] for name, value in zip(columns, data[0], strict=True)}, rows=1
+@dataclass(frozen=True)
+class Reader:
+    """Reads request bodies into payloads for a model that takes `names` (by position, if
+    `by_position`), within `limits`.
+
+    Columns the model does not take are left out where a body could make them costly: a
+    record's keys and a Parquet file's columns."""
+
+    names: Sequence[str]
+    limits: Limits = field(default_factory=Limits)
+    by_position: bool = False
+
+    def split(self, value: Any) -> Payload:
+        """`dataframe_split`: column names and row-major data."""
+        if not isinstance(value, dict):
+            raise DataError("'dataframe_split' must be an object with 'columns' and 'data'")
+        data = value.get("data")
+        if not isinstance(data, list):
+            raise DataError("'dataframe_split' needs 'data': a list of rows")
+        columns = value.get("columns")
+        if columns is None:
+            return self._rows(data, self.names, "dataframe_split")
+        if not isinstance(columns, list) or not all(
+            isinstance(name, str) or (isinstance(name, (int, float)) and not isinstance(name, bool))
+            for name in columns
+        ):
+            raise DataError("'dataframe_split': 'columns' must be a list of names")
+        return self._rows(data, [str(name) for name in columns], "dataframe_split")
+
+    def records(self, records: list[Any], key: str) -> Payload:
+        """A list of objects, one per row; a key a row lacks is a missing value."""
+        self.limits.check(rows=len(records))
+        names: dict[str, None] = {}
+        for position, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise DataError(f"'{key}': row {position + 1} is not an object")
+            names.update(dict.fromkeys(record))
+            # Each new key costs a value in every row: counted as they come.
+            self.limits.check(columns=len(names))
+        kept = self._kept(list(names))
+        columns = {name: [record.get(name) for record in records] for name in kept}
+        return Payload(columns, rows=len(records))
+
+    def instances(self, value: Any, key: str) -> Payload:
+        """TF-serving style input: records, an object of columns, or rows in the model's order."""
+        if isinstance(value, dict):
+            self.limits.check(columns=len(value))
+            columns: Columns = {}
+            for name, values in value.items():
+                columns[str(name)] = values if isinstance(values, list) else [values]
+            lengths = {len(values) for values in columns.values()}
+            if len(lengths) > 1:
+                raise DataError(f"'{key}': the columns have different lengths")
+            return Payload(columns, rows=lengths.pop() if lengths else 0)
+        if not isinstance(value, list):
+            raise DataError(f"'{key}' must be a list of rows or an object of columns")
+        if not value or isinstance(value[0], dict):
+            return self.records(value, key)
+        if isinstance(value[0], list):
+            return self._rows(value, self.names, key)
+        if len(self.names) == 1:
+            return Payload({self.names[0]: value}, rows=len(value))
+        raise DataError(
+            f"'{key}' holds bare values, but the model takes {len(self.names)} columns: "
+            "send rows as lists or objects"
         )
-    transposed = zip(*data, strict=True) if data else ([] for _ in columns)
-    return Payload(
-        {name: list(values) for name, values in zip(columns, transposed, strict=True)},
-        rows=len(data),
-    )
+
+    def tensors(self, tensors: list[Any]) -> Payload:
+        """V2 input tensors: one row-major 2-D tensor, or one 1-D tensor per column."""
+        if len(tensors) == 1 and len(_shape(tensors[0])) == 2:
+            return self._matrix(tensors[0])
+        self.limits.check(columns=len(tensors))
+        columns: Columns = {}
+        for tensor in tensors:
+            shape = _shape(tensor)
+            if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+                raise DataError(
+                    f"input '{tensor['name']}': send one 2-D tensor of rows, "
+                    "or one 1-D tensor per column"
+                )
+            self.limits.check(rows=shape[0])
+            columns[tensor["name"]] = _flat_data(tensor, shape[0])
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise DataError("the input tensors have different lengths")
+        return Payload(columns, rows=lengths.pop())
+
+    def csv(self, body: bytes) -> Payload:
+        """A CSV body with a header row."""
+        import pyarrow as pa
+        from pyarrow import csv
+
+        if not body.strip():
+            raise DataError("the CSV body is empty (expected a header row)")
+        self.limits.check(columns=_header_width(body, self.limits.columns))
+        try:
+            table = csv.read_csv(pa.BufferReader(body))
+        except pa.ArrowInvalid as exc:
+            raise DataError(f"malformed CSV: {_without_row_text(str(exc))}") from exc
+        except UnicodeDecodeError as exc:
+            raise DataError(f"the CSV body is not UTF-8 text (byte {exc.start})") from exc
+        self.limits.check(rows=table.num_rows)
+        return _frame_payload(table, table.num_rows)
+
+    def parquet(self, body: bytes) -> Payload:
+        """A Parquet body, refused from its footer if it holds too much, and read only for
+        the columns the model takes: a few kilobytes can encode millions of rows."""
+        import pyarrow as pa
+        from pyarrow import parquet
+
+        try:
+            file = parquet.ParquetFile(pa.BufferReader(body))
+            metadata = file.metadata
+            groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+            self.limits.check(rows=max(metadata.num_rows, sum(groups)))
+            present = file.schema_arrow.names
+            self.limits.check(columns=len(present))
+            kept = self._kept(present)
+            text = [
+                field.name
+                for field in file.schema_arrow
+                if field.name in kept and _is_text(field.type)
+            ]
+            dictionaries = parquet.ParquetFile(pa.BufferReader(body), read_dictionary=text)
+            table = dictionaries.read(columns=kept)
+        except (pa.ArrowException, OSError) as exc:
+            reason = first_line(exc).replace(" '<Buffer>'", "")
+            raise DataError(f"not a readable Parquet body ({reason})") from exc
+        self.limits.check(rows=table.num_rows)
+        return _frame_payload(_decoded_text(table, self.limits), metadata.num_rows)
+
+    def _rows(self, data: list[Any], columns: Sequence[str], key: str) -> Payload:
+        """Row-major values under known column names; a row must hold one value per column."""
+        width = len(columns)
+        self.limits.check(rows=len(data), columns=width)
+        if len(set(columns)) != width:
+            raise DataError(f"'{key}': column '{_duplicate(columns)}' appears twice")
+        for position, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list) else "not a list"
+                raise DataError(f"'{key}': row {position + 1} has {got}, expected {width}")
+        if len(data) == 1:
+            return Payload(
+                {name: [value] for name, value in zip(columns, data[0], strict=True)}, rows=1
+            )
+        transposed = zip(*data, strict=True) if data else ([] for _ in columns)
+        return Payload(
+            {name: list(values) for name, values in zip(columns, transposed, strict=True)},
+            rows=len(data),
+        )
+
+    def _matrix(self, tensor: dict[str, Any]) -> Payload:
+        rows, width = _shape(tensor)
+        self.limits.check(rows=rows, columns=width)
+        if width != len(self.names):
+            raise DataError(
+                f"input '{tensor['name']}' has {width} columns; the model takes "
+                f"{len(self.names)} ({', '.join(self.names)})"
+            )
+        data = _flat_data(tensor, rows * width)
+        return Payload({name: data[i::width] for i, name in enumerate(self.names)}, rows=rows)
+
+    def _kept(self, present: Sequence[str]) -> list[str]:
+        """The columns of `present` the model reads: its own, or its first ones by position."""
+        if self.by_position:
+            return list(present[: len(self.names)])
+        wanted = set(self.names)
+        return [name for name in present if name in wanted]
 
 
 def _duplicate(names: Sequence[str]) -> str:
@@ -158,47 +317,6 @@ def _duplicate(names: Sequence[str]) -> str:
             return name
         seen.add(name)
     raise ValueError("no duplicate")
-
-
-def from_records(records: list[Any], key: str) -> Payload:
-    names: dict[str, None] = {}
-    for position, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise DataError(f"'{key}': row {position + 1} is not an object")
-        names.update(dict.fromkeys(record))
-    columns = {name: [record.get(name) for record in records] for name in names}
-    return Payload(columns, rows=len(records))
-
-
-def from_instances(value: Any, key: str, names: Sequence[str]) -> Payload:
-    """TF-serving style input: records, a dict of columns, or rows in the model's order."""
-    if isinstance(value, dict):
-        columns: Columns = {}
-        for name, values in value.items():
-            columns[str(name)] = values if isinstance(values, list) else [values]
-        lengths = {len(values) for values in columns.values()}
-        if len(lengths) > 1:
-            raise DataError(f"'{key}': the columns have different lengths")
-        return Payload(columns, rows=lengths.pop() if lengths else 0)
-    if not isinstance(value, list):
-        raise DataError(f"'{key}' must be a list of rows or an object of columns")
-    if not value or isinstance(value[0], dict):
-        return from_records(value, key)
-    if isinstance(value[0], list):
-        return _from_rows(value, names, key)
-    if len(names) == 1:
-        return Payload({names[0]: value}, rows=len(value))
-    raise DataError(
-        f"'{key}' holds bare values, but the model takes {len(names)} columns: "
-        "send rows as lists or objects"
-    )
-
-
-def from_tensors(tensors: list[Any], names: Sequence[str]) -> Payload:
-    """V2 input tensors: one row-major 2-D tensor, or one 1-D tensor per column."""
-    if len(tensors) == 1 and len(_shape(tensors[0])) == 2:
-        return _from_matrix(tensors[0], names)
-    return _from_column_tensors(tensors)
 
 
 def _shape(tensor: Any) -> list[int]:
@@ -215,41 +333,14 @@ def _shape(tensor: Any) -> list[int]:
 def _flat_data(tensor: dict[str, Any], size: int) -> list[Any]:
     data = tensor.get("data")
     if not isinstance(data, list):
-        raise DataError(f"input '{tensor.get('name')}': 'data' must be a list")
+        raise DataError(f"input '{tensor['name']}': 'data' must be a list")
     if data and isinstance(data[0], list):
         data = [value for row in data for value in (row if isinstance(row, list) else [row])]
     if len(data) != size:
         raise DataError(
-            f"input '{tensor.get('name')}': 'data' holds {len(data)} values, its shape says {size}"
+            f"input '{tensor['name']}': 'data' holds {len(data)} values, its shape says {size}"
         )
     return data
-
-
-def _from_matrix(tensor: dict[str, Any], names: Sequence[str]) -> Payload:
-    rows, width = _shape(tensor)
-    if width != len(names):
-        raise DataError(
-            f"input '{tensor.get('name')}' has {width} columns; the model takes {len(names)} "
-            f"({', '.join(names)})"
-        )
-    data = _flat_data(tensor, rows * width)
-    return Payload({name: data[i::width] for i, name in enumerate(names)}, rows=rows)
-
-
-def _from_column_tensors(tensors: list[Any]) -> Payload:
-    columns: Columns = {}
-    for tensor in tensors:
-        shape = _shape(tensor)
-        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise DataError(
-                f"input '{tensor.get('name')}': send one 2-D tensor of rows, "
-                "or one 1-D tensor per column"
-            )
-        columns[str(tensor.get("name"))] = _flat_data(tensor, shape[0])
-    lengths = {len(values) for values in columns.values()}
-    if len(lengths) > 1:
-        raise DataError("the input tensors have different lengths")
-    return Payload(columns, rows=lengths.pop())
 
 
 def check_cells(payload: Payload) -> None:
@@ -269,38 +360,60 @@ def check_cells(payload: Payload) -> None:
             )
 
 
-def read_csv(body: bytes) -> Payload:
-    """A CSV body with a header row."""
-    import pyarrow as pa
-    from pyarrow import csv
-
-    if not body.strip():
-        raise DataError("the CSV body is empty (expected a header row)")
+def _header_width(body: bytes, limit: int) -> int:
+    """How many columns a CSV header names, read exactly only when its first line holds more
+    commas than `limit` allows (a quoted name may hold a comma, or a line end)."""
+    end = body.find(b"\n")
+    rough = body.count(b",", 0, len(body) if end < 0 else end) + 1
+    if rough <= limit:
+        return rough
+    lines = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", errors="replace", newline="")
     try:
-        table = csv.read_csv(pa.BufferReader(body))
-    except pa.ArrowInvalid as exc:
-        raise DataError(f"malformed CSV: {_without_row_text(str(exc))}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"the CSV body is not UTF-8 text (byte {exc.start})") from exc
-    return _frame_payload(table)
+        return len(next(csv_module.reader(lines)))
+    except (csv_module.Error, StopIteration):
+        return rough
 
 
-def read_parquet(body: bytes) -> Payload:
-    """A Parquet body."""
+def _is_text(kind: pa.DataType) -> bool:
     import pyarrow as pa
-    from pyarrow import parquet
 
-    try:
-        table = parquet.read_table(pa.BufferReader(body))
-    except (pa.ArrowException, OSError) as exc:
-        reason = first_line(exc).replace(" '<Buffer>'", "")
-        raise DataError(f"not a readable Parquet body ({reason})") from exc
-    return _frame_payload(table)
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
 
 
-def _frame_payload(table: pa.Table) -> Payload:
+def _decoded_text(table: pa.Table, limits: Limits) -> pa.Table:
+    """Text columns read as dictionaries, measured as they will be once decoded, then
+    decoded: a dictionary lets one long string stand for millions of rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    expanded = 0
+    for position, column in enumerate(table.schema):
+        if not pa.types.is_dictionary(column.type):
+            continue
+        chunks = table.column(position).chunks
+        for chunk in chunks:
+            lengths = pc.binary_length(chunk.dictionary)
+            expanded += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+        if expanded > limits.text_bytes:
+            raise PayloadTooLarge(
+                f"the Parquet body's text comes to more than {limits.text_bytes:,} bytes once "
+                "decoded (the limit grows with serve --max-body-mb)"
+            )
+        table = table.set_column(
+            position, column.name, table.column(position).cast(column.type.value_type)
+        )
+    return table
+
+
+def _frame_payload(table: pa.Table, rows: int) -> Payload:
     """A table as the frame the model core takes: one column per name, one value per cell,
-    text as UTF-8 strings."""
+    text as UTF-8 strings. `rows` counts the rows when no column is left to hold them."""
+    import pandas as pd
     import pyarrow as pa
 
     names = [str(name) for name in table.column_names]
@@ -320,7 +433,7 @@ def _frame_payload(table: pa.Table) -> Payload:
                 raise DataError(
                     f"column '{column.name}' holds bytes that are not UTF-8 text"
                 ) from exc
-    frame = table.to_pandas()
+    frame = table.to_pandas() if table.num_columns else pd.DataFrame(index=pd.RangeIndex(rows))
     return Payload(frame=frame, rows=len(frame))
 
 

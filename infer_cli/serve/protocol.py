@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DataError, SchemaError
 from . import payloads
 from .errors import UnsupportedMediaType
-from .payloads import Payload
+from .payloads import Limits, Payload, Reader
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,23 +63,33 @@ def media_type(content_type: str | None) -> str:
     return kind.strip().lower()
 
 
-def decode_invocation(body: bytes, content_type: str | None, names: Sequence[str]) -> Invocation:
-    """Decode an `/invocations` body; `names` are the model's input columns, in order."""
+def decode_invocation(
+    body: bytes,
+    content_type: str | None,
+    names: Sequence[str],
+    limits: Limits | None = None,
+    by_position: bool = False,
+) -> Invocation:
+    """Decode an `/invocations` body; `names` are the model's input columns, in order (taken
+    by position if `by_position`); more than `limits` allow is refused with 413."""
     kind = media_type(content_type)
+    reader = Reader(names, limits or Limits(), by_position)
     if kind in JSON_TYPES:
-        invocation = _decode_json_invocation(body, names)
-        payloads.check_cells(invocation.payload)
+        invocation = _decode_json_invocation(body, reader)
+        _check(invocation.payload, reader.limits)
         return invocation
     if kind in CSV_TYPES:
-        return Invocation(payloads.read_csv(body))
+        return Invocation(reader.csv(body))
     if kind in PARQUET_TYPES:
-        return Invocation(payloads.read_parquet(body))
+        return Invocation(reader.parquet(body))
     raise UnsupportedMediaType(
         f"unsupported Content-Type '{kind}' (send one of: {', '.join(ACCEPTED_TYPES)})"
     )
 
 
-def decode_infer(body: bytes, content_type: str | None, names: Sequence[str]) -> InferRequest:
+def decode_infer(
+    body: bytes, content_type: str | None, names: Sequence[str], limits: Limits | None = None
+) -> InferRequest:
     """Decode a V2 `infer` body: one row-major 2-D tensor, or one 1-D tensor per column."""
     kind = media_type(content_type)
     if kind not in JSON_TYPES:
@@ -90,8 +100,9 @@ def decode_infer(body: bytes, content_type: str | None, names: Sequence[str]) ->
     tensors = document.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise DataError("'inputs' must be a non-empty list of tensors")
-    payload = payloads.from_tensors(tensors, names)
-    payloads.check_cells(payload)
+    reader = Reader(names, limits or Limits())
+    payload = reader.tensors(tensors)
+    _check(payload, reader.limits)
     outputs = document.get("outputs") or [{"name": "predict"}]
     if not isinstance(outputs, list) or not all(
         isinstance(output, dict) and isinstance(output.get("name"), str) for output in outputs
@@ -265,7 +276,12 @@ def _dump(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _decode_json_invocation(body: bytes, names: Sequence[str]) -> Invocation:
+def _check(payload: Payload, limits: Limits) -> None:
+    limits.check(payload.rows, len(payload.columns or ()))
+    payloads.check_cells(payload)
+
+
+def _decode_json_invocation(body: bytes, reader: Reader) -> Invocation:
     document = payloads.load_json(body)
     if not isinstance(document, dict):
         raise DataError(f"the request body must be a JSON object with one of: {_keys()}")
@@ -279,13 +295,13 @@ def _decode_json_invocation(body: bytes, names: Sequence[str]) -> Invocation:
     key = present[0]
     value = document[key]
     if key == "dataframe_split":
-        payload = payloads.from_split(value, names)
+        payload = reader.split(value)
     elif key == "dataframe_records":
         if not isinstance(value, list):
             raise DataError("'dataframe_records' must be a list of objects")
-        payload = payloads.from_records(value, key)
+        payload = reader.records(value, key)
     else:
-        payload = payloads.from_instances(value, key, names)
+        payload = reader.instances(value, key)
     return Invocation(payload, _proba_param(document.get("params")))
 
 

@@ -23,12 +23,15 @@ from .access_log import log
 from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout
 from .messages import JSON, Reply, Request
 from .options import ServeOptions
+from .payloads import Limits
 from .stats import ServeStats
 
 if TYPE_CHECKING:
     from ..core.model import Model, Predictions, Prepared
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+TEXT_PER_BODY_BYTE = 8
+"""How many bytes of text a Parquet body may decode to per byte it may hold."""
 
 
 @dataclass(eq=False)
@@ -59,6 +62,11 @@ class App:
     def __init__(self, options: ServeOptions | None = None, stats: ServeStats | None = None):
         self.options = options or ServeOptions()
         self.stats = stats or ServeStats()
+        self.limits = Limits(
+            rows=self.options.max_rows,
+            columns=self.options.max_columns,
+            text_bytes=TEXT_PER_BODY_BYTE * self.options.max_body_bytes,
+        )
         self.model: Model | None = None
 
     @property
@@ -152,7 +160,9 @@ class App:
         content_type = request.headers.get("Content-Type")
         encode: Encode
         if job.infer:
-            infer = protocol.decode_infer(request.body, content_type, model.signature.names)
+            infer = protocol.decode_infer(
+                request.body, content_type, model.signature.names, self.limits
+            )
             payload, proba = infer.payload, "predict_proba" in infer.outputs
             name, version, classes = model_name(model), model_version(model), model.card.classes
 
@@ -163,7 +173,11 @@ class App:
 
         else:
             invocation = protocol.decode_invocation(
-                request.body, content_type, model.signature.names
+                request.body,
+                content_type,
+                model.signature.names,
+                self.limits,
+                model.signature.positional,
             )
             payload, proba = invocation.payload, invocation.proba
             classes = model.card.classes if proba else None

@@ -6,8 +6,15 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import re
+import resource
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +434,142 @@ def test_a_traceback_in_the_log_is_escaped_line_by_line(capsys: pytest.CaptureFi
         "Traceback (most recent call last):\n"
         "  ValueError: '\\x1b[31m\\u202e\\ud800'\n"
     )
+
+
+IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def _iris_bodies(rows: int, columns: list[str]) -> dict[str, tuple[str, bytes]]:
+    """The same table in every shape a request may take: (path, content type, body)."""
+    frame = pd.DataFrame({name: [1.5] * rows for name in columns})
+    split = {"columns": columns, "data": frame.to_numpy().tolist()}
+    records = frame.to_dict(orient="records")
+    tensors = [{"name": name, "shape": [rows], "data": frame[name].tolist()} for name in columns]
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet)
+    return {
+        "dataframe_split": ("application/json", json.dumps({"dataframe_split": split}).encode()),
+        "dataframe_records": (
+            "application/json",
+            json.dumps({"dataframe_records": records}).encode(),
+        ),
+        "instances": ("application/json", json.dumps({"instances": records}).encode()),
+        "inputs as columns": (
+            "application/json",
+            json.dumps({"inputs": frame.to_dict(orient="list")}).encode(),
+        ),
+        "V2 tensors": ("application/json", json.dumps({"inputs": tensors}).encode()),
+        "CSV": ("text/csv", frame.to_csv(index=False).encode()),
+        "Parquet": ("application/vnd.apache.parquet", parquet.getvalue()),
+    }
+
+
+@pytest.mark.parametrize("shape", list(_iris_bodies(1, IRIS)))
+def test_rows_and_columns_over_the_limits_are_a_413_naming_them(
+    serve: Server, trained_models: dict[str, Path], shape: str
+) -> None:
+    _, port = serve(load_model(trained_models["iris"]), max_rows=100, max_columns=6)
+    client = Client(port, IRIS, [5.1, 3.5, 1.4, 0.2])
+    path = "/v2/models/iris/infer" if shape.startswith("V2") else "/invocations"
+    content_type, at_the_limit = _iris_bodies(100, IRIS)[shape]
+    status, answer = client.post(path, at_the_limit, content_type)
+    predictions = answer["outputs"][0]["data"] if "outputs" in answer else answer["predictions"]
+    assert (status, len(predictions)) == (200, 100)
+    content_type, too_long = _iris_bodies(101, IRIS)[shape]
+    status, answer = client.post(path, too_long, content_type)
+    assert (status, answer["message"]) == (
+        413,
+        "the request holds 101 rows; this server takes at most 100 per request (serve --max-rows)",
+    )
+    client.still_serves()
+    content_type, too_wide = _iris_bodies(1, [*IRIS, "x", "y", "z"])[shape]
+    status, answer = client.post(path, too_wide, content_type)
+    assert (status, answer["message"]) == (
+        413,
+        "the request has 7 columns; this server takes at most 6 (serve --max-columns)",
+    )
+    client.still_serves()
+    client.close()
+
+
+MEMORY_HEADROOM = 512 * 1024 * 1024
+
+
+@pytest.fixture
+def bounded_server(trained_models: dict[str, Path]) -> Iterator[Callable[[str], Client]]:
+    """`infer-cli serve` in its own process, its address space capped once it is ready at
+    what it uses plus MEMORY_HEADROOM: a body that decodes to gigabytes fails the test with a
+    MemoryError in the server instead of exhausting the machine."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(model: str) -> Client:
+        executable = Path(sys.executable).with_name("infer-cli")
+        process = subprocess.Popen(
+            [str(executable), "serve", "-m", str(trained_models[model]), "-p", "0"],
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        started.append(process)
+        assert process.stderr is not None
+        for line in process.stderr:
+            if found := re.search(rb"http://127\.0\.0\.1:(\d+)/invocations", line):
+                break
+        else:
+            raise AssertionError("the server did not start")
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        used = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+        resource.prlimit(process.pid, resource.RLIMIT_AS, (used + MEMORY_HEADROOM,) * 2)
+        load = load_model(trained_models[model])
+        row = [load.card.example[0].get(name) for name in load.signature.names]
+        return Client(int(found.group(1)), load.signature.names, row)
+
+    yield start
+    for process in started:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def test_a_parquet_body_of_millions_of_rows_is_refused_from_its_footer(
+    bounded_server: Callable[[str], Client],
+) -> None:
+    client = bounded_server("iris")
+    rows = 20_000_000  # 640 MB of floats once decoded, from a body of a few hundred KB
+    bomb = _parquet(pa.table({name: pa.nulls(rows, pa.float64()) for name in IRIS}))
+    assert len(bomb) < 1024 * 1024
+    status, answer = client.post("/invocations", bomb, "application/vnd.apache.parquet")
+    assert (status, answer["message"]) == (
+        413,
+        "the request holds 20,000,000 rows; this server takes at most 1,000,000 per request "
+        "(serve --max-rows)",
+    )
+    client.still_serves()
+
+
+def test_parquet_text_that_decodes_to_gigabytes_is_refused(
+    bounded_server: Callable[[str], Client],
+) -> None:
+    client = bounded_server("reviews")
+    # One string of a megabyte, stood for by a dictionary index in each of 10,000 rows.
+    review = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(10_000, dtype=np.int32)), pa.array(["great " * 200_000])
+    )
+    bomb = _parquet(pa.table({"review": review}))
+    assert len(bomb) < 1024 * 1024
+    status, answer = client.post("/invocations", bomb, "application/vnd.apache.parquet")
+    assert status == 413, answer
+    assert "text comes to more than 536,870,912 bytes once decoded" in answer["message"]
+    client.still_serves()
+
+
+def test_a_csv_header_of_a_million_columns_is_refused_before_parsing(
+    bounded_server: Callable[[str], Client],
+) -> None:
+    client = bounded_server("iris")
+    header = ",".join(f"c{i}" for i in range(1_000_000))
+    status, answer = client.post("/invocations", f"{header}\n".encode(), "text/csv")
+    assert (status, answer["message"]) == (
+        413,
+        "the request has 1,000,000 columns; this server takes at most 10,000 (serve --max-columns)",
+    )
+    client.still_serves()
