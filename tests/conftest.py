@@ -168,3 +168,17 @@ class SlowEstimator:
 def make_server(app: App, host: str = "127.0.0.1", port: int = 0) -> PredictionServer:
     """A bound, listening server for `app` on a free port; run it with `serve_forever()`."""
     return PredictionServer((host, port), app)
+
+
+# Real MLflow stores (SQLite, files, a tracking server), made once per session.
+from mlflow_stores import (  # noqa: E402, F401
+    file_store,
+    mlflow_module,
+    mlflow_predictions,
+    mlflow_server,
+    pytest_collection_finish,
+    pytest_sessionfinish,
+    server_store,
+    sqlite_store,
+    store,
+)

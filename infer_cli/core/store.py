@@ -37,6 +37,7 @@ from .card import (
     version_notices,
 )
 from .model import Model
+from .model_uri import RegistryFacts, is_model_uri, resolve_model_uri
 from .serialization import (
     UntrustedTypes,
     describe,
@@ -58,9 +59,14 @@ BARE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
     """The model a command uses: `-m`, else $INFER_CLI_MODEL, else ./model."""
+    return Path(model_reference(path))
+
+
+def model_reference(path: str | os.PathLike[str] | None) -> str:
+    """The model a command uses as given, a path or a model URI (`models:/NAME/VERSION`)."""
     if path is not None and str(path) != "":
-        return Path(path)
-    return Path(os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_DIR)
+        return str(path)
+    return os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_DIR
 
 
 def resolve_trust_types(trust_types: Iterable[str] | None) -> tuple[str, ...]:
@@ -120,12 +126,22 @@ def save_model(
 
 
 def load_model(
-    path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    trust_types: Iterable[str] | None = None,
+    tracking_uri: str | None = None,
 ) -> Model:
     """Load a model directory (verifying its SHA-256 first), an MLflow model directory or a
-    bare joblib/pickle file. `trust_types` admits types of a skops file that nothing else
-    vouches for."""
-    location = resolve_model_path(path)
+    bare joblib/pickle file, found at a path or by an MLflow model URI resolved in the store
+    at `tracking_uri`. `trust_types` admits types of a skops file that nothing else vouches
+    for."""
+    reference = model_reference(path)
+    if is_model_uri(reference):
+        resolved = resolve_model_uri(reference, tracking_uri)
+        model = load_model(resolved.directory, trust_types=trust_types)
+        _record_registry(model.card, resolved.facts)
+        return model
+    location = Path(reference)
     trust_types = resolve_trust_types(trust_types)
     if location.is_dir():
         if _is_mlflow(location):
@@ -145,12 +161,21 @@ def load_model(
 
 
 def inspect_model(
-    path: str | os.PathLike[str] | None = None, *, trust_types: Iterable[str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    trust_types: Iterable[str] | None = None,
+    tracking_uri: str | None = None,
 ) -> Inspection:
     """Describe a model. A directory is read without unpickling, so a tampered file is
     reported rather than loaded; a bare file has no card and must be loaded to be described.
     """
-    location = resolve_model_path(path)
+    reference = model_reference(path)
+    if is_model_uri(reference):
+        resolved = resolve_model_uri(reference, tracking_uri)
+        inspection = inspect_model(resolved.directory, trust_types=trust_types)
+        _record_registry(inspection.card, resolved.facts)
+        return inspection
+    location = Path(reference)
     trust_types = resolve_trust_types(trust_types)
     if location.is_dir() and _is_mlflow(location):
         from .mlflow_model import inspect_mlflow_model
@@ -187,6 +212,12 @@ def check_loadable(inspection: Inspection) -> None:
     if inspection.trust is not None and inspection.trust.refused:
         source = inspection.path / inspection.card.model_file
         raise UntrustedTypes(source, list(inspection.trust.refused), inspection.card.trusted_types)
+
+
+def _record_registry(card: ModelCard, facts: RegistryFacts | None) -> None:
+    """Keep what the registry says beside what the model's own files say."""
+    if facts is not None:
+        card.source["registry"] = facts.to_dict()
 
 
 def _is_mlflow(location: Path) -> bool:
