@@ -39,8 +39,20 @@ ModelOption = Annotated[
         "--model",
         "-m",
         # Square brackets in help text are rich markup: the default goes in show_default.
-        help="Model directory, or a bare .joblib/.pkl file.",
+        help="Model directory, a bare .joblib/.pkl file, or an MLflow model URI: "
+        "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE, models:/NAME/latest, "
+        "models:/MODEL_ID, runs:/RUN_ID/PATH.",
         show_default="$INFER_CLI_MODEL or ./model",
+    ),
+]
+TrackingUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="The MLflow store a models:/ or runs:/ URI is resolved in: sqlite:///PATH, a "
+        "file store directory, or a tracking server's http(s):// URL. "
+        "[default: $MLFLOW_TRACKING_URI, else ./mlruns if it holds runs, else sqlite:///mlflow.db]",
+        show_default=False,
     ),
 ]
 TrustTypesOption = Annotated[
@@ -268,6 +280,7 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -296,7 +309,9 @@ def predict(
         rejects=rejects,
     )
     console = stderr_console(quiet)
-    run = PredictRun(options, model, _names(trust_types), engine, scheduler, summary_json)
+    run = PredictRun(
+        options, model, _names(trust_types), engine, scheduler, summary_json, tracking_uri
+    )
     report, figures = run_predict(
         run,
         on_loaded=lambda loaded: render_notices(console, loaded.notices),
@@ -316,6 +331,7 @@ JsonOption = Annotated[
 def info(
     model: ModelOption = None,
     json: JsonOption = False,
+    tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -323,7 +339,7 @@ def info(
     from .core import check_loadable, inspect_model
     from .report import inspection_json, render_model_card, stderr_console
 
-    inspection = inspect_model(model, trust_types=_names(trust_types))
+    inspection = inspect_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
     if json:
         _print_json(inspection_json(inspection))
     else:
@@ -350,6 +366,7 @@ def evaluate(
     ] = None,
     delimiter: Annotated[str, typer.Option("--delimiter", help="CSV field separator.")] = ",",
     json: JsonOption = False,
+    tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -360,7 +377,7 @@ def evaluate(
     from .report import render_evaluation, render_notices, stderr_console
 
     console = stderr_console()
-    loaded = load_model(model, trust_types=_names(trust_types))
+    loaded = load_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
     render_notices(console, loaded.notices)
     chunks = read_labelled(input, loaded, target, delimiter=delimiter)
     evaluation = measure(loaded, chunks, target=target, threshold=threshold)
@@ -393,6 +410,7 @@ def bench(
         float, typer.Option("--seconds", help="Time spent on each measurement.", min=0.05)
     ] = 1.0,
     json: JsonOption = False,
+    tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -410,7 +428,7 @@ def bench(
     if url:
         Target.parse(url, "/invocations")
     console = stderr_console()
-    loaded = load_model(model, trust_types=_names(trust_types))
+    loaded = load_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
     render_notices(console, loaded.notices)
     table = read_table(input) if input else None
     with console.status("measuring") as status:

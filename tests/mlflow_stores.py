@@ -324,7 +324,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signum)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + 5
+        # Its workers wait for idle keep-alive clients before they exit: a short grace.
+        deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             process.poll()
             try:

@@ -3,6 +3,7 @@ server), and the predictions of what they resolve to compared with MLflow's own.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -12,13 +13,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
-from mlflow_stores import PASSWORD, S3_SOURCE, USER, Store, iris_features
+from mlflow_stores import (
+    PASSWORD,
+    S3_SOURCE,
+    SAMPLE_DATA,
+    USER,
+    Store,
+    as_client_of,
+    iris_features,
+)
 
 from infer_cli.core.model_cache import CACHE_ENV_VAR
 from infer_cli.core.model_uri import lookup_model_uri, parse_model_uri, resolve_model_uri
 from infer_cli.core.store import inspect_model, load_model
 from infer_cli.errors import ModelError, UsageError
+
+from conftest import run_infer_cli
 
 # Each URI form, and the registered version it names (None: not a registered version).
 FORMS = {
@@ -389,3 +401,95 @@ def test_mlflow_is_not_imported_to_resolve_a_uri(server_store: Store) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "False"]
+
+
+def test_predict_writes_what_mlflow_models_predict_writes_and_records_the_version(
+    store: Store, client_of: Any, mlflow_module: Any, cli: Any, tmp_path: Path, sample_data: Path
+) -> None:
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    rows = tmp_path / "rows.csv"
+    iris_features().head(40).to_csv(rows, index=False)
+    with as_client_of(client_of(store)):
+        served = mlflow_module.pyfunc.load_model("models:/iris@challenger")
+    expected = io.StringIO()
+    predictions_to_json(served.predict(iris_features().head(40)), expected)
+    output, summary = tmp_path / "predictions.json", tmp_path / "run.json"
+    result = cli(
+        "predict", "-m", "models:/iris@challenger", "--tracking-uri", store.tracking_uri,
+        "-i", rows, "-o", output, "--output-format", "mlflow-json", "--summary-json", summary,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == expected.getvalue()
+    figures = json.loads(summary.read_text())
+    assert (figures["model_uri"], figures["model_version"]) == ("models:/iris@challenger", 2)
+    assert "models:/iris@challenger (version 2)" in result.stderr
+
+
+def test_a_failed_run_records_the_uri_it_was_given(
+    sqlite_store: Store, cli: Any, tmp_path: Path
+) -> None:
+    rows, summary = tmp_path / "rows.csv", tmp_path / "run.json"
+    iris_features().head(3).to_csv(rows, index=False)
+    result = cli(
+        "predict", "-m", "models:/iris@nobody", "--tracking-uri", sqlite_store.tracking_uri,
+        "-i", rows, "-o", tmp_path / "out.csv", "--summary-json", summary,
+    )  # fmt: skip
+    assert result.exit_code == 4
+    figures = json.loads(summary.read_text())
+    assert (figures["model_uri"], figures["model_version"]) == ("models:/iris@nobody", None)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_every_command_that_takes_a_model_takes_a_uri(
+    sqlite_store: Store, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labelled = tmp_path / "labelled.csv"
+    frame = iris_features()
+    frame["species"] = pd.read_csv(SAMPLE_DATA / "iris.csv")["species"]
+    frame.to_csv(labelled, index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store.tracking_uri)
+    evaluated = cli(
+        "evaluate", "-m", "models:/iris/production", "-i", labelled, "--target", "species", "--json"
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["metrics"]["accuracy"] > 0.9
+    benched = cli(
+        "bench", "-m", f"runs:/{sqlite_store.runs['v2']}/model", "--max-batch", "10",
+        "--seconds", "0.05", "--json",
+    )  # fmt: skip
+    assert benched.exit_code == 0, benched.output
+    shown = cli("info", "-m", "models:/iris@champion", "--json")
+    assert shown.exit_code == 0, shown.output
+    registry = json.loads(shown.stdout)["source"]["registry"]
+    assert registry["uri"] == "models:/iris@champion"
+    assert (registry["name"], registry["version"], registry["stage"]) == ("iris", 1, "Staging")
+    assert registry["aliases"] == ["champion", "reload"]
+    assert registry["tracking_uri"] == sqlite_store.tracking_uri
+    card = cli("info", "-m", "models:/iris@champion")
+    for fact in ("model URI", "iris version 1 (stage Staging, @champion, @reload)", "SQLite store"):
+        assert fact in card.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (("-m", "models:/iris/nightly"), 2, "'nightly' is not a version number, 'latest' or a"),
+        (("-m", "models:/irs/1"), 4, "no registered model 'irs' in sqlite:///"),
+        (("-m", "models:/remote/1"), 4, f"is stored at {S3_SOURCE}, which infer-cli does not"),
+        (("-m", "s3://bucket/model"), 4, "the model is stored at s3://bucket/model"),
+        (("-m", "models:/iris/1", "--tracking-uri", "mysql://x@db/ml"), 4, "not the mysql"),
+    ],
+)
+def test_uri_errors_are_one_line_with_their_exit_code(
+    arguments: tuple[str, ...], code: int, message: str, sqlite_store: Store
+) -> None:
+    rows = SAMPLE_DATA / "iris_new.csv"
+    done = run_infer_cli(
+        "predict", "--tracking-uri", sqlite_store.tracking_uri, *arguments, "-i", rows,
+        env=sqlite_store.cli_env(),
+    )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == code, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("infer-cli: error: ")
+    assert message in stderr

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import Model, load_model
+from ..core import Model, is_model_uri, load_model
 from ..errors import ExitCode, InferError, UsageError
 from ..tables import write_json
 from ..timing import Stopwatch, peak_memory_mb
@@ -22,7 +22,7 @@ def predict_figures(
     *,
     model_load: float,
     wall: float,
-    paths: dict[str, str | None],
+    paths: dict[str, Any],
     error: BaseException | None = None,
 ) -> dict[str, Any]:
     """The figures of a `predict` run, for the summary table and `--summary-json`.
@@ -83,6 +83,8 @@ class PredictRun:
     scheduler: str | None = None
     summary_json: str | None = None
     """Where the figures are also written, even when the run fails."""
+    tracking_uri: str | None = None
+    """The MLflow store a model URI is resolved in."""
 
 
 ProgressScope = Callable[[], AbstractContextManager[Progress | None]]
@@ -101,19 +103,26 @@ def run_predict(
         require_dask()
     elif run.scheduler is not None:
         raise UsageError("--scheduler is for --engine dask")
-    paths = {
+    paths: dict[str, Any] = {
         "model": run.model,
         "input": run.options.input,
         "output": run.options.output,
         "rejects": run.options.rejects,
     }
+    if run.model and is_model_uri(run.model):
+        paths.update(model_uri=run.model, model_version=None)
     stopwatch = Stopwatch()
     job: BatchScoring | DaskScoring | None = None
     try:
         with _sigterm_as_interrupt():
             with stopwatch.phase("model load"):
-                model = load_model(run.model, trust_types=run.trust_types)
+                model = load_model(
+                    run.model, trust_types=run.trust_types, tracking_uri=run.tracking_uri
+                )
             paths["model"] = str(model.path)
+            if "registry" in model.card.source:
+                # A cron job's log says which version scored the file, not only the alias.
+                paths["model_version"] = model.card.source["registry"]["version"]
             on_loaded(model)
             if run.engine == "dask":
                 job = DaskScoring(model, run.options, run.scheduler)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .card import Inspection, ModelCard
     from .metrics import classification_metrics, regression_metrics
     from .model import Model, Predictions
+    from .model_uri import RegistryFacts, is_model_uri, lookup_model_uri
     from .serialization import UntrustedTypes
     from .signature import Column, Signature
     from .store import (
@@ -30,12 +31,15 @@ __all__ = [
     "Model",
     "ModelCard",
     "Predictions",
+    "RegistryFacts",
     "Signature",
     "UntrustedTypes",
     "check_loadable",
     "classification_metrics",
     "inspect_model",
+    "is_model_uri",
     "load_model",
+    "lookup_model_uri",
     "regression_metrics",
     "resolve_model_path",
     "resolve_trust_types",
@@ -56,6 +60,9 @@ _SURFACE = {
     "resolve_model_path": "store",
     "resolve_trust_types": "store",
     "MODEL_FILES": "store",
+    "is_model_uri": "model_uri",
+    "lookup_model_uri": "model_uri",
+    "RegistryFacts": "model_uri",
     "UntrustedTypes": "serialization",
     "classification_metrics": "metrics",
     "regression_metrics": "metrics",

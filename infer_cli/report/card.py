@@ -79,6 +79,7 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
         ("path", str(inspection.path)),
         ("kind", inspection.kind),
         ("source", _source(card)),
+        *_registry_rows(card.source.get("registry")),
         ("task", card.task),
         ("target", str(card.target) if card.target is not None else "-"),
         ("classes", ", ".join(map(str, card.classes)) if card.classes else "-"),
@@ -111,6 +112,29 @@ def _source(card: ModelCard) -> str:
     if card.training:
         return "infer-cli train"
     return "-"
+
+
+def _registry_rows(registry: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What the MLflow registry says of a model named by URI, and where the files are."""
+    if not registry:
+        return []
+    if registry.get("version") is not None:
+        named = f"{registry['name']} version {registry['version']}"
+        details = [f"stage {registry.get('stage') or 'None'}"]
+        details += [f"@{alias}" for alias in registry.get("aliases") or ()]
+        named += f" ({', '.join(details)})"
+    else:
+        named = "- (not a registered version)"
+    return [
+        ("model URI", str(registry["uri"])),
+        ("registered as", named),
+        ("status", str(registry.get("status") or "-")),
+        ("run", str(registry.get("run_id") or "-")),
+        ("logged model", str(registry.get("model_id") or "-")),
+        ("resolved in", f"{registry['store']} {registry['tracking_uri']}"),
+        ("artifacts", str(registry.get("artifact_location") or "-")),
+        ("cache", str(registry.get("cache") or "- (read in place)")),
+    ]
 
 
 def _trust(inspection: Inspection) -> str:

@@ -21,7 +21,13 @@ def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
             ("partitions", count(figures["partitions"])),
             ("workers", count(figures["workers"])),
         ]
+    model = []
+    if figures.get("model_uri"):
+        version = figures.get("model_version")
+        named = f" (version {version})" if version is not None else ""
+        model = [("model", f"{figures['model_uri']}{named}")]
     rows = [
+        *model,
         *cluster,
         ("model load time", seconds(times["model_load"])),
         ("rows read", count(figures["rows_read"])),
