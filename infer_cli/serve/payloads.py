@@ -152,22 +152,23 @@ class Reader:
     limits: Limits = field(default_factory=Limits)
     by_position: bool = False
 
-    def split(self, value: Any) -> Payload:
-        """`dataframe_split`: column names and row-major data."""
+    def split(self, value: Any, key: str = "dataframe_split") -> Payload:
+        """pandas' `orient="split"` document: column names and row-major data (`index`
+        ignored); without names, rows in the model's column order."""
         if not isinstance(value, dict):
-            raise DataError("'dataframe_split' must be an object with 'columns' and 'data'")
+            raise DataError(f"'{key}' must be an object with 'columns' and 'data'")
         data = value.get("data")
         if not isinstance(data, list):
-            raise DataError("'dataframe_split' needs 'data': a list of rows")
+            raise DataError(f"'{key}' needs 'data': a list of rows")
         columns = value.get("columns")
         if columns is None:
-            return self._rows(data, self.names, "dataframe_split")
+            return self._rows(data, self.names, key)
         if not isinstance(columns, list) or not all(
             isinstance(name, str) or (isinstance(name, (int, float)) and not isinstance(name, bool))
             for name in columns
         ):
-            raise DataError("'dataframe_split': 'columns' must be a list of names")
-        return self._rows(data, [str(name) for name in columns], "dataframe_split")
+            raise DataError(f"'{key}': 'columns' must be a list of names")
+        return self._rows(data, [str(name) for name in columns], key)
 
     def records(self, records: list[Any], key: str) -> Payload:
         """A list of objects, one per row; a key a row lacks is a missing value."""

@@ -1,8 +1,9 @@
 """The wire formats of the prediction server, as pure functions of bytes.
 
 Requests become `Invocation`s and `InferRequest`s around their rows (a `Payload`, read by
-`payloads`) and predictions become response bodies, for MLflow's `/invocations` and for
-the Open Inference Protocol (KServe / MLServer V2). Nothing here touches a socket or a model.
+`payloads`) and predictions become response bodies, for MLflow's `/invocations` (the
+shapes of MLflow 2 and those of MLflow 1.x, still sent by many clients) and for the Open
+Inference Protocol (KServe / MLServer V2). Nothing here touches a socket or a model.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ if TYPE_CHECKING:
     import numpy as np
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+SPLIT_KEYS = ("columns", "data", "index")
+"""MLflow 1.x's `pandas-split` body: pandas' split document as the whole request."""
+JSON_FORMATS = ("pandas-split", "pandas-records")
+SPLIT_DOCUMENT = '{"columns": ["a", "b"], "data": [[1, 2]]}'
+RECORDS_LIST = '[{"a": 1, "b": 2}]'
+SHAPES = (
+    '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+    '{"dataframe_records": [{"a": 1, "b": 2}]}',
+    '{"instances": [{"a": 1, "b": 2}]}',
+    '{"inputs": [[1, 2]]}',
+    SPLIT_DOCUMENT,
+    '{"data": [[1, 2]]}',
+    RECORDS_LIST,
+)
+"""One example of each JSON body `/invocations` takes, for the error that lists them."""
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -75,7 +91,7 @@ def decode_invocation(
     kind = media_type(content_type)
     reader = Reader(names, limits or Limits(), by_position)
     if kind in JSON_TYPES:
-        invocation = _decode_json_invocation(body, reader)
+        invocation = _decode_json_invocation(body, reader, _json_format(content_type))
         _check(invocation.payload, reader.limits)
         return invocation
     if kind in CSV_TYPES:
@@ -281,18 +297,33 @@ def _check(payload: Payload, limits: Limits) -> None:
     payloads.check_cells(payload)
 
 
-def _decode_json_invocation(body: bytes, reader: Reader) -> Invocation:
+def _decode_json_invocation(body: bytes, reader: Reader, form: str | None) -> Invocation:
     document = payloads.load_json(body)
+    if isinstance(document, list):
+        if form == "pandas-split":
+            raise DataError(f"format=pandas-split: expected {SPLIT_DOCUMENT}, not a list")
+        return Invocation(_listed_rows(document, reader))
     if not isinstance(document, dict):
-        raise DataError(f"the request body must be a JSON object with one of: {_keys()}")
-    present = [key for key in INPUT_KEYS if key in document]
-    unknown = [str(key) for key in document if key not in INPUT_KEYS and key != "params"]
+        raise DataError(f"the request body must be a JSON object or a list of records; {_shapes()}")
+    if form == "pandas-records":
+        raise DataError(f"format=pandas-records: expected a list of records, {RECORDS_LIST}")
+    unknown = [str(key) for key in document if key not in (*INPUT_KEYS, *SPLIT_KEYS, "params")]
     if unknown:
-        raise DataError(f"unknown key '{unknown[0]}' in the request (expected one of: {_keys()})")
+        raise DataError(f"unknown key '{unknown[0]}' in the request; {_shapes()}")
+    present = [key for key in INPUT_KEYS if key in document]
+    if any(key in document for key in SPLIT_KEYS):
+        present.append("data")
     if len(present) != 1:
         found = f"found {len(present)}: {', '.join(present)}" if present else "found none"
         raise DataError(f"the request must hold exactly one of {_keys()} ({found})")
     key = present[0]
+    if form == "pandas-split" and key != "data":
+        raise DataError(f"format=pandas-split: expected {SPLIT_DOCUMENT}, not '{key}'")
+    if key == "data":
+        if "data" not in document:
+            raise DataError(f"'columns' and 'index' need 'data' beside them: {SPLIT_DOCUMENT}")
+        payload = reader.split(document, "data")
+        return Invocation(payload, _proba_param(document.get("params")))
     value = document[key]
     if key == "dataframe_split":
         payload = reader.split(value)
@@ -305,8 +336,45 @@ def _decode_json_invocation(body: bytes, reader: Reader) -> Invocation:
     return Invocation(payload, _proba_param(document.get("params")))
 
 
+def _listed_rows(document: list[Any], reader: Reader) -> Payload:
+    """A body that is a JSON list: records (MLflow 1.x `pandas-records`). A list of rows is
+    refused, as nothing says whether its lists are rows or columns."""
+    if not document or isinstance(document[0], dict):
+        return reader.records(document, "pandas-records")
+    shown = ", ".join(reader.names[:4]) + (", ..." if len(reader.names) > 4 else "")
+    what = (
+        "a JSON list of lists is ambiguous (rows or columns?)"
+        if isinstance(document[0], list)
+        else "a JSON list of values is not a table"
+    )
+    raise DataError(
+        f"{what}: send rows in the model's column order ({shown}) as "
+        f'{{"inputs": [[...], ...]}}, or records as {RECORDS_LIST}'
+    )
+
+
 def _keys() -> str:
-    return ", ".join(INPUT_KEYS)
+    return ", ".join((*INPUT_KEYS, "data"))
+
+
+def _shapes() -> str:
+    return "send one of: " + " | ".join(SHAPES) + ' (each object may add "params": {...})'
+
+
+def _json_format(content_type: str | None) -> str | None:
+    """The `format` parameter MLflow 1.x clients put on a JSON content type, if any."""
+    _, _, parameters = (content_type or "").partition(";")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "format":
+            form = value.strip().strip('"').lower()
+            if form not in JSON_FORMATS:
+                raise UnsupportedMediaType(
+                    f"unsupported format '{value.strip()}' (send {' or '.join(JSON_FORMATS)}, "
+                    "or no format)"
+                )
+            return form
+    return None
 
 
 def _proba_param(params: Any) -> bool:

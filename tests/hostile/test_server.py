@@ -326,6 +326,12 @@ def _fuzz_documents(names: list[str], values: list[Any]) -> Iterator[tuple[str, 
             yield "/invocations", {key: {name: value for name in names}}
             yield "/invocations", {key: value}
             yield "/invocations", {key: [value, row]}
+        yield "/invocations", {"data": [row]}
+        yield "/invocations", {"data": value}
+        yield "/invocations", {"columns": value, "data": [row], "index": value}
+        yield "/invocations", [record, value]
+        yield "/invocations", [value]
+        yield "/invocations", value
         yield "/invocations", {"inputs": [row], "params": value}
         yield "/invocations", {"inputs": [row], "params": {"proba": value}}
         tensor = {"name": "x", "shape": [1, width], "datatype": "FP64", "data": row}
@@ -454,6 +460,11 @@ def _iris_bodies(rows: int, columns: list[str]) -> dict[str, tuple[str, bytes]]:
             json.dumps({"dataframe_records": records}).encode(),
         ),
         "instances": ("application/json", json.dumps({"instances": records}).encode()),
+        "MLflow 1.x split document": ("application/json", json.dumps(split).encode()),
+        "MLflow 1.x records list": (
+            "application/json; format=pandas-records",
+            json.dumps(records).encode(),
+        ),
         "inputs as columns": (
             "application/json",
             json.dumps({"inputs": frame.to_dict(orient="list")}).encode(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,17 @@ SHAPES = {
     "instances as columns": _json({"instances": {"a": [1.5, 3.0], "b": ["x", "y"]}}),
     "inputs as rows": _json({"inputs": [[1.5, "x"], [3.0, "y"]]}),
     "inputs as columns": _json({"inputs": {"a": [1.5, 3.0], "b": ["x", "y"]}}),
+    "MLflow 1.x data as rows": _json({"data": [[1.5, "x"], [3.0, "y"]]}),
+    "MLflow 1.x split document": _json(
+        {"columns": ["b", "a"], "data": [["x", 1.5], ["y", 3.0]], "index": [0, 1]}
+    ),
+    "MLflow 1.x records list": _json([{"a": 1.5, "b": "x"}, {"b": "y", "a": 3.0}]),
+}
+MLFLOW_1_FORMATS = {
+    "application/json; format=pandas-split": SHAPES["MLflow 1.x split document"],
+    "application/json;format=pandas-split": SHAPES["MLflow 1.x data as rows"],
+    "application/json; format=pandas-records": SHAPES["MLflow 1.x records list"],
+    'application/json; format="pandas-records"; charset=utf-8': SHAPES["MLflow 1.x records list"],
 }
 
 
@@ -55,6 +67,12 @@ def test_every_json_shape_gives_the_same_columns(shape: str) -> None:
     assert invocation.payload.rows == 2
     assert invocation.payload.columns == EXPECTED
     assert invocation.proba is False
+
+
+@pytest.mark.parametrize("content_type", list(MLFLOW_1_FORMATS))
+def test_mlflow_1_format_parameters_are_taken(content_type: str) -> None:
+    invocation = protocol.decode_invocation(MLFLOW_1_FORMATS[content_type], content_type, NAMES)
+    assert invocation.payload.columns == EXPECTED
 
 
 @pytest.mark.parametrize(
@@ -89,7 +107,17 @@ def test_a_single_column_model_takes_bare_values() -> None:
 BAD_BODIES = {
     "malformed JSON": (b'{"inputs": [1, 2', "malformed JSON"),
     "not UTF-8": (b'{"inputs": "\xff"}', "not UTF-8"),
-    "not an object": (b"[1, 2]", "must be a JSON object"),
+    "not an object or a list": (b'"rows"', "must be a JSON object or a list of records"),
+    "a list of values": (b"[1, 2]", "a JSON list of values is not a table"),
+    "a list of rows": (
+        b"[[1, 2]]",
+        r"a JSON list of lists is ambiguous \(rows or columns\?\): send rows in the "
+        r'model\'s column order \(a, b\) as \{"inputs": \[\[\.\.\.\], \.\.\.\]\}',
+    ),
+    "a list of records and rows": (_json([{"a": 1}, [1, 2]]), "row 2 is not an object"),
+    "split keys without data": (_json({"columns": ["a", "b"]}), "need 'data' beside them"),
+    "data and inputs": (_json({"data": [[1, 2]], "inputs": [[1, 2]]}), "found 2: inputs, data"),
+    "data rows of the wrong width": (_json({"data": [[1, 2, 3]]}), "row 1 has 3 values"),
     "no input key": (_json({"params": {}}), "exactly one of"),
     "two input keys": (_json({"inputs": [[1, 2]], "instances": [[1, 2]]}), "found 2"),
     "unknown key": (_json({"inputs": [[1, 2]], "extra": 1}), "unknown key 'extra'"),
@@ -113,6 +141,35 @@ def test_bad_json_bodies_are_data_errors(case: str) -> None:
     body, message = BAD_BODIES[case]
     with pytest.raises(DataError, match=message) as caught:
         protocol.decode_invocation(body, "application/json", NAMES)
+    assert caught.value.http_status == 400
+
+
+def test_an_unknown_key_lists_every_accepted_shape_each_of_which_decodes() -> None:
+    with pytest.raises(DataError) as caught:
+        protocol.decode_invocation(_json({"rows": [[1, 2]]}), "application/json", NAMES)
+    message = caught.value.message
+    assert message.startswith("unknown key 'rows' in the request; send one of: ")
+    assert "\n" not in message
+    assert len(protocol.SHAPES) == 7
+    for example in protocol.SHAPES:
+        assert example in message
+        decoded = protocol.decode_invocation(example.encode(), "application/json", NAMES)
+        assert decoded.payload.columns == {"a": [1], "b": [2]}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        ("application/json; format=pandas-split", _json([{"a": 1}]), 'expected {"columns"'),
+        ("application/json; format=pandas-split", _json({"inputs": [[1, 2]]}), "not 'inputs'"),
+        ("application/json; format=pandas-records", _json({"data": [[1, 2]]}), "list of records"),
+    ],
+)
+def test_a_format_parameter_the_body_does_not_match_is_a_400(
+    content_type: str, body: bytes, message: str
+) -> None:
+    with pytest.raises(DataError, match=re.escape(message)) as caught:
+        protocol.decode_invocation(body, content_type, NAMES)
     assert caught.value.http_status == 400
 
 
@@ -141,6 +198,7 @@ def test_unreadable_csv_and_parquet(body: bytes, content_type: str, message: str
         (None, "no Content-Type"),
         ("text/plain", "unsupported Content-Type 'text/plain'"),
         ("application/json; charset=latin-1", "unsupported charset"),
+        ("application/json; format=tf-instances", "unsupported format 'tf-instances'"),
     ],
 )
 def test_unsupported_media_types(content_type: str | None, message: str) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,9 +62,19 @@ def test_every_input_shape_scores_the_same(
         {"instances": records},
         {"inputs": rows.to_dict(orient="list")},
         {"inputs": rows.to_numpy().tolist()},
+        # MLflow 1.x: rows in the model's order, pandas' split document, a list of records.
+        {"data": rows.to_numpy().tolist()},
+        {**split, "index": list(range(10, 15))},
+        records,
     ]
     for document in documents:
         assert post_json(port, "/invocations", document) == (200, {"predictions": expected})
+    for form, document in (("pandas-split", split), ("pandas-records", records)):
+        content_type = f"application/json; format={form}"
+        status, _, body = call(
+            port, "POST", "/invocations", json.dumps(document).encode(), content_type
+        )
+        assert (status, json.loads(body)) == (200, {"predictions": expected})
     csv_body = rows.to_csv(index=False).encode()
     for content_type in ("text/csv", "application/csv; charset=utf-8"):
         status, _, body = call(port, "POST", "/invocations", csv_body, content_type)
@@ -74,6 +85,36 @@ def test_every_input_shape_scores_the_same(
         port, "POST", "/invocations", parquet.getvalue(), "application/vnd.apache.parquet"
     )
     assert (status, json.loads(body)) == (200, {"predictions": expected})
+
+
+TUTORIAL_BODY = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
+
+
+def test_the_tutorials_curl_request_is_answered(tmp_path: Path, sample_data: Path) -> None:
+    """`curl -X POST -H 'Content-Type:application/json' -d '{"data": [[5.1, 3.5, 1.4, 0.2]]}'`,
+    as MLflow 1.x tutorials send it, to a model whose classes are 0, 1 and 2 as theirs are."""
+    from conftest import run_infer_cli
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    frame = pd.read_csv(sample_data / "iris.csv")
+    frame["species"] = frame["species"].map({"setosa": 0, "versicolor": 1, "virginica": 2})
+    frame.to_csv(tmp_path / "iris.csv", index=False)
+    trained = run_infer_cli(
+        "train", "-i", tmp_path / "iris.csv", "--target", "species", "-o", tmp_path / "model", "-q"
+    )
+    assert trained.returncode == 0, trained.stderr
+    process, port = _start_serving("-m", tmp_path / "model")
+    try:
+        answer = subprocess.run(
+            ["curl", "-s", "-X", "POST", "-H", "Content-Type:application/json", "-d",
+             TUTORIAL_BODY, f"http://localhost:{port}/invocations"],
+            capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert json.loads(answer.stdout) == {"predictions": [0]}
+    assert _finish(process)[0] == 0
 
 
 def test_mixed_column_types_and_probabilities(
