@@ -479,11 +479,27 @@ def serve(
         int, typer.Option("--max-columns", min=1, help="Most columns in one request (413).")
     ] = 10_000,
     reload: Annotated[
-        bool, typer.Option("--reload", help="Reload the model when its files change.")
+        bool,
+        typer.Option(
+            "--reload",
+            help="Reload the model when its files change or, for a models:/ URI, when the "
+            "registry moves its alias or stage to another version.",
+        ),
     ] = False,
+    reload_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--reload-interval",
+            min=0.05,
+            help="Seconds between two looks for a new model with --reload. "
+            "[default: 1 for files, 10 for a model URI's registry]",
+            show_default=False,
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
     ] = True,
+    tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -500,7 +516,7 @@ def serve(
     with quick_start() as loaded:
         from rich.console import Console
 
-        from .core import resolve_model_path, resolve_trust_types
+        from .core import is_model_uri, model_reference, resolve_trust_types
         from .report import render_banner, render_summary
         from .serve import ServeConfig, ServeOptions
         from .serve import serve as run
@@ -517,9 +533,12 @@ def serve(
             max_batch_delay=max_batch_delay_ms / 1000,
             access_log=access_log and not quiet,
         )
+        reference = model_reference(model)
         config = ServeConfig(
-            Path(resolve_model_path(model)), host, port, workers, reload, options,
+            Path(reference), host, port, workers, reload, options,
             trust_types=resolve_trust_types(_names(trust_types)),
+            model_uri=reference if is_model_uri(reference) else None,
+            tracking_uri=tracking_uri, reload_interval=reload_interval,
         )  # fmt: skip
 
         def ready(*announced: Any) -> None:

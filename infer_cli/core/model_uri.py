@@ -94,6 +94,7 @@ class RegistryFacts:
     def to_dict(self) -> dict[str, Any]:
         facts = asdict(self)
         facts["aliases"] = list(self.aliases)
+        facts["resolved"] = self.resolved
         return facts
 
 

@@ -20,8 +20,14 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
     if model.card.classes:
         task += f" ({', '.join(str(label) for label in model.card.classes)})"
     inputs = ", ".join(f"{column.name}: {column.dtype}" for column in model.signature.inputs)
+    registry = model.card.source.get("registry")
+    named = []
+    if registry:
+        where = f"{registry['store']} {registry['tracking_uri']}"
+        named = [("model URI", f"{registry['uri']}: {registry['resolved']}, from {where}")]
     rows = [
         ("address", f"http://{config.host}:{config.port}/invocations"),
+        *named,
         ("model", f"{task}, sha256 {model.card.sha256[:12]}"),
         ("signature", inputs),
         ("workers", f"{config.workers} process(es), one event loop each"),
@@ -36,12 +42,21 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
             f"{options.max_columns:,} columns, read {options.read_timeout:g} s, "
             f"request {options.request_timeout:g} s",
         ),
-        ("reload", "on SIGHUP" + (" and when the model changes" if config.reload else "")),
+        ("reload", "on SIGHUP" + (_watched(config) if config.reload else "")),
         ("ready in", f"{seconds:.2f} s"),
     ]
     console.print(key_value_table(f"Serving {model.path}", rows, justify="left"))
     for notice in model.notices:
         console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+
+
+def _watched(config: ServeConfig) -> str:
+    if config.model_uri:
+        from ..serve.process import REGISTRY_POLL_SECONDS
+
+        every = config.reload_interval or REGISTRY_POLL_SECONDS
+        return f" and when the registry moves {config.model_uri} (asked every {every:g} s)"
+    return " and when the model changes"
 
 
 def render_summary(console: Console, summary: ServeSummary) -> None:

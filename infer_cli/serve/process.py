@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ..core.model import Model
 
 RELOAD_POLL_SECONDS = 1.0
+# A registry is another process, often another machine: asked less often than a disk.
+REGISTRY_POLL_SECONDS = 10.0
 POLL_SECONDS = 0.1
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -47,6 +49,22 @@ class ServeConfig:
     options: ServeOptions = field(default_factory=ServeOptions)
     trust_types: tuple[str, ...] = ()
     """Types a skops model may hold beyond those vouched for, for every load and reload."""
+    model_uri: str | None = None
+    """An MLflow model URI (`models:/NAME@ALIAS`...) served instead of `model_path`."""
+    tracking_uri: str | None = None
+    """The MLflow store `model_uri` is resolved in."""
+    reload_interval: float | None = None
+    """Seconds between two looks for a new model with `reload`: at the model's files, or
+    at the registry for a model URI (where the alias or stage may have moved)."""
+
+    @property
+    def model(self) -> str | Path:
+        return self.model_uri or self.model_path
+
+    def load(self) -> Model:
+        from ..core.store import load_model
+
+        return load_model(self.model, trust_types=self.trust_types, tracking_uri=self.tracking_uri)
 
 
 @dataclass
@@ -114,10 +132,8 @@ def _serve_one(
     thread.daemon = True
     thread.start()
     if model is None:
-        from ..core.store import load_model
-
         try:
-            model = load_model(config.model_path, trust_types=config.trust_types)
+            model = config.load()
         except BaseException:
             server.shutdown()
             raise
@@ -167,7 +183,6 @@ def _serve_workers(
     server: PredictionServer, config: ServeConfig, on_ready: Callable[[Model], None]
 ) -> ServeStats:
     """Load once, fork `config.workers` processes that accept on the shared socket, wait."""
-    from ..core.store import load_model
 
     stopping = Asked()
     children: dict[int, int] = {}
@@ -184,7 +199,7 @@ def _serve_workers(
 
     for signum in SIGNALS:
         signal.signal(signum, forward)
-    model = load_model(config.model_path, trust_types=config.trust_types)
+    model = config.load()
     on_ready(model)
     reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
     for number in range(config.workers):
@@ -247,46 +262,113 @@ def _exit_reason(status: int) -> str:
 
 
 def _watch(app: App, config: ServeConfig, asked: Asked) -> None:
-    """Reload on SIGHUP, and with `--reload` whenever the model on disk changes."""
-    stamp = _stamp(config.model_path)
+    """Reload on SIGHUP, and with `--reload` whenever the model on disk changes or, for a
+    model URI, whenever the registry names another version."""
+    watched = _RegistryWatch(app, config) if config.model_uri else _FileWatch(config)
+    interval = config.reload_interval or watched.interval
     looked = time.monotonic()
     while not asked.stop:
         time.sleep(POLL_SECONDS)
         if asked.reload:
             asked.reload = False
-            reload_model(app, config.model_path, config.trust_types)
-        elif config.reload and time.monotonic() - looked >= RELOAD_POLL_SECONDS:
+            reload_model(app, config.model, config.trust_types, config.tracking_uri)
+        elif config.reload and time.monotonic() - looked >= interval:
             looked = time.monotonic()
-            current = _stamp(config.model_path)
-            if current is not None and current != stamp:
-                stamp = current
-                reload_model(app, config.model_path, config.trust_types)
+            if watched.changed():
+                reload_model(app, config.model, config.trust_types, config.tracking_uri)
 
 
-def reload_model(app: App, path: Path, trust_types: tuple[str, ...] = ()) -> bool:
-    """Load the model at `path`, check it, and swap it in; keep the old one if it fails."""
+class _FileWatch:
+    """A model directory or file: changed when its inodes, sizes or times change."""
+
+    interval = RELOAD_POLL_SECONDS
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.path = config.model_path
+        self.stamp = _stamp(self.path)
+
+    def changed(self) -> bool:
+        current = _stamp(self.path)
+        if current is None or current == self.stamp:
+            return False
+        self.stamp = current
+        return True
+
+
+class _RegistryWatch:
+    """A model URI: changed when the registry resolves it to another version or location
+    than it last did. A version that then fails to load is not tried again until the URI
+    moves once more (or SIGHUP asks)."""
+
+    interval = REGISTRY_POLL_SECONDS
+
+    def __init__(self, app: App, config: ServeConfig) -> None:
+        self.config = config
+        served = app.model.card.source.get("registry", {}) if app.model else {}
+        self.seen = _identity(served)
+        self.failure = ""
+
+    def changed(self) -> bool:
+        from ..core.model_uri import lookup_model_uri
+
+        assert self.config.model_uri is not None
+        try:
+            facts = lookup_model_uri(self.config.model_uri, self.config.tracking_uri)
+        except InferError as exc:
+            if str(exc) != self.failure:  # once per distinct failure, not at every look
+                log(f"cannot ask the registry about {self.config.model_uri}: {exc}")
+                self.failure = str(exc)
+            return False
+        self.failure = ""
+        current = _identity(facts.to_dict())
+        if current == self.seen:
+            return False
+        log(f"{self.config.model_uri} now names {facts.resolved}; loading it")
+        self.seen = current
+        return True
+
+
+def _identity(registry: dict[str, Any]) -> tuple[Any, ...]:
+    return (registry.get("version"), registry.get("model_id"), registry.get("artifact_location"))
+
+
+def reload_model(
+    app: App,
+    path: str | Path,
+    trust_types: tuple[str, ...] = (),
+    tracking_uri: str | None = None,
+) -> bool:
+    """Load the model at `path` (or model URI), check it, and swap it in; keep the old one
+    if it fails."""
     from ..core.store import load_model
 
     old = app.model
     try:
-        new = load_model(path, trust_types=trust_types)
+        new = load_model(path, trust_types=trust_types, tracking_uri=tracking_uri)
         _check(new)
     except InferError as exc:
         app.stats.record_reload("failed")
-        kept = f"still serving sha256 {old.card.sha256[:12]}" if old else "no model served"
+        kept = f"still serving {_served(old)}" if old else "no model served"
         log(f"reload of {path} failed, {kept}: {exc}")
         return False
     except Exception as exc:
         app.stats.record_reload("failed")
         log(f"reload of {path} failed: {type(exc).__name__}: {exc}")
         return False
-    if old is not None and new.card.sha256 == old.card.sha256:
+    if old is not None and _served(new) == _served(old):
         return False
     app.model = new
     app.stats.record_reload("ok")
-    before = f" (was {old.card.sha256[:12]})" if old else ""
-    log(f"reloaded {path}: sha256 {new.card.sha256[:12]}{before}")
+    before = f" (was {_served(old)})" if old else ""
+    log(f"reloaded {path}: {_served(new)}{before}")
     return True
+
+
+def _served(model: Model) -> str:
+    """The model being served, as the log names it: its registered version, if it has one."""
+    registry = model.card.source.get("registry")
+    sha = f"sha256 {model.card.sha256[:12]}"
+    return f"{registry['resolved']}, {sha}" if registry else sha
 
 
 def _check(model: Model) -> None:

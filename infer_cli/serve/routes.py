@@ -109,12 +109,18 @@ class App:
             return Job(request, self._current(), infer=False)
         if path == "/version":
             _allow(method, "GET")
-            return Reply(200, __version__.encode(), "text/plain; charset=utf-8")
+            # The body stays MLflow's (the server's version); the model's is in a header.
+            registry = self.model.card.source.get("registry") if self.model else None
+            named = (("X-Model-Version", registry["resolved"]),) if registry else ()
+            return Reply(200, __version__.encode(), "text/plain; charset=utf-8", named)
         if path == "/metrics":
             _allow(method, "GET")
             model = self.model
             text = self.stats.prometheus(
-                model.card.sha256 if model else "", str(model.path) if model else "", self.ready
+                model.card.sha256 if model else "",
+                str(model.path) if model else "",
+                self.ready,
+                registry=model.card.source.get("registry") if model else None,
             )
             return Reply(200, text.encode(), PROMETHEUS)
         if path.startswith("/v2"):
@@ -237,11 +243,19 @@ def _calls(group: list[_Scoring], max_rows: int) -> list[list[_Scoring]]:
 
 
 def model_name(model: Model) -> str:
-    """The name a model is served under in V2 paths: its directory or file name."""
+    """The name a model is served under in V2 paths: its registered name (or logged model
+    id) when it came from an MLflow registry, else its directory or file name."""
+    registry = model.card.source.get("registry")
+    if registry and (registry.get("name") or registry.get("model_id")):
+        return str(registry.get("name") or registry.get("model_id"))
     return model.path.stem if model.path.is_file() else model.path.name or "model"
 
 
 def model_version(model: Model) -> str:
+    """Its registered version, else the start of its SHA-256."""
+    registry = model.card.source.get("registry")
+    if registry and registry.get("version") is not None:
+        return str(registry["version"])
     return model.card.sha256[:12]
 
 

@@ -105,8 +105,15 @@ class ServeStats:
                 return float(_FINE_BASE * math.exp(_FINE_RATIO * (index + 0.5)))
         return float(_FINE_BASE * math.exp(_FINE_RATIO * _FINE_BINS))
 
-    def prometheus(self, model_sha256: str, model_path: str, ready: bool) -> str:
-        """The counts in the Prometheus text exposition format."""
+    def prometheus(
+        self,
+        model_sha256: str,
+        model_path: str,
+        ready: bool,
+        registry: dict[str, Any] | None = None,
+    ) -> str:
+        """The counts in the Prometheus text exposition format; a model from an MLflow
+        registry is also named by its URI and the version that URI resolved to."""
         lines = [
             "# HELP infer_cli_requests_total Requests answered, by HTTP status.",
             "# TYPE infer_cli_requests_total counter",
@@ -143,7 +150,8 @@ class ServeStats:
         lines += [
             "# HELP infer_cli_model_info The model being served.",
             "# TYPE infer_cli_model_info gauge",
-            f'infer_cli_model_info{{sha256="{model_sha256}",path="{_label(model_path)}"}} 1',
+            f'infer_cli_model_info{{sha256="{model_sha256}",path="{_label(model_path)}"'
+            f"{_registry_labels(registry)}}} 1",
             "# HELP infer_cli_ready Whether a model is loaded and requests are answered.",
             "# TYPE infer_cli_ready gauge",
             f"infer_cli_ready {int(ready)}",
@@ -164,6 +172,18 @@ def _histogram(
     lines.append(f"{name}_sum {total:g}")
     lines.append(f"{name}_count {cumulative}")
     return lines
+
+
+def _registry_labels(registry: dict[str, Any] | None) -> str:
+    if not registry:
+        return ""
+    labels = {
+        "model_uri": registry["uri"],
+        "name": registry.get("name") or "",
+        "version": "" if registry.get("version") is None else registry["version"],
+        "resolved": registry["resolved"],
+    }
+    return "".join(f',{key}="{_label(str(value))}"' for key, value in labels.items())
 
 
 def _label(value: str) -> str:
