@@ -493,3 +493,25 @@ def test_uri_errors_are_one_line_with_their_exit_code(
     assert done.returncode == code, stderr
     assert stderr.count("\n") == 1 and stderr.startswith("infer-cli: error: ")
     assert message in stderr
+
+
+def test_file_uris_and_proxied_artifact_locations_name_a_model_too(
+    file_store: Store, server_store: Store, client_of: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    features = iris_features()
+    directory = resolve_model_uri("models:/iris/2", file_store.tracking_uri).directory
+    expected = list(load_model(directory).predict(features).values)
+    by_file_uri = load_model(directory.as_uri())
+    assert by_file_uri.path == directory and "registry" not in by_file_uri.card.source
+    assert list(by_file_uri.predict(features).values) == expected
+    monkeypatch.setenv("INFER_CLI_MODEL", f"models:/{file_store.models['v2']}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", file_store.tracking_uri)
+    assert list(load_model().predict(features).values) == expected
+    located = lookup_model_uri("models:/iris/2", client_of(server_store).tracking_uri)
+    assert located.artifact_location.startswith("mlflow-artifacts:/")
+    proxied = load_model(located.artifact_location, tracking_uri=server_store.tracking_uri)
+    assert list(proxied.predict(features).values) == list(
+        load_model("models:/iris/2", tracking_uri=server_store.tracking_uri)
+        .predict(features)
+        .values
+    )
