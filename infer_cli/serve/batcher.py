@@ -6,6 +6,10 @@ request is scored at once, and under load a batch grows to whatever arrived duri
 previous model call. Before a batch it waits up to `max_delay` seconds, and only while
 `arriving()` says requests are still being read: waiting never delays a request that has
 nothing to wait for.
+
+A job may be scored in parts: `process` gives None for a job not finished yet, which goes
+back to the end of the queue, so that a request of a million rows takes its turns between
+the small ones instead of holding the scoring thread for seconds.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ Result = TypeVar("Result")
 
 class Batcher(Generic[Job, Result]):
     """Runs `process(batch) -> one result per job` on its own thread, one batch at a time,
-    and hands each batch's `(job, result)` pairs to `deliver`.
+    and hands each batch's `(job, result)` pairs to `deliver`; a None result queues its job
+    again, behind those that arrived meanwhile.
 
     `process` should not raise; if it does, each job of the batch gets `fail(job, error)`.
     """
 
     def __init__(
         self,
-        process: Callable[[list[Job]], list[Result]],
+        process: Callable[[list[Job]], list[Result | None]],
         deliver: Callable[[list[tuple[Job, Result]]], None],
         fail: Callable[[Job, BaseException], Result],
         *,
@@ -44,6 +49,8 @@ class Batcher(Generic[Job, Result]):
         self.max_delay = max(0.0, max_delay)
         self._arriving = arriving
         self._queue: deque[Job] = deque()
+        self._scoring: set[Job] = set()
+        """Jobs of the batch being scored; one withdrawn meanwhile is not queued again."""
         self._changed = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -68,11 +75,13 @@ class Batcher(Generic[Job, Result]):
             self._changed.notify()
 
     def withdraw(self, job: Job) -> bool:
-        """Take `job` back if its batch has not started; False if it is being scored."""
+        """Take `job` back if its batch has not started; False if it is being scored (then
+        it is not queued again for its next part)."""
         with self._changed:
             try:
                 self._queue.remove(job)
             except ValueError:
+                self._scoring.discard(job)
                 return False
             return True
 
@@ -87,7 +96,16 @@ class Batcher(Generic[Job, Result]):
                     raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
             except BaseException as exc:
                 results = [self._fail(job, exc) for job in batch]
-            self._deliver(list(zip(batch, results, strict=True)))
+            done: list[tuple[Job, Result]] = []
+            with self._changed:
+                for job, result in zip(batch, results, strict=True):
+                    if result is not None:
+                        done.append((job, result))
+                    elif job in self._scoring:
+                        self._queue.append(job)
+                self._scoring.clear()
+            if done:
+                self._deliver(done)
 
     def _next_batch(self) -> list[Job] | None:
         with self._changed:
@@ -97,7 +115,9 @@ class Batcher(Generic[Job, Result]):
                 self._changed.wait()
             self._gather()
             count = min(len(self._queue), self.max_jobs)
-            return [self._queue.popleft() for _ in range(count)]
+            batch = [self._queue.popleft() for _ in range(count)]
+            self._scoring.update(batch)
+            return batch
 
     def _gather(self) -> None:
         """Let requests still being read join the batch, for at most `max_delay`."""

@@ -30,11 +30,36 @@ SCALARS = (str, int, float, bool, type(None))
 
 @dataclass(frozen=True)
 class Payload:
-    """The rows of one request: named columns of equal length, or a DataFrame."""
+    """The rows of one request: named columns of equal length, rows of values under `names`
+    (turned into columns a part at a time, by `part`), or a DataFrame."""
 
     columns: Columns | None = None
     frame: pd.DataFrame | None = None
     rows: int = 0
+    by_row: list[list[Any]] | None = None
+    names: Sequence[str] = ()
+
+    @property
+    def width(self) -> int:
+        if self.frame is not None:
+            return int(self.frame.shape[1])
+        return len(self.names) if self.by_row is not None else len(self.columns or ())
+
+    def part(self, start: int = 0, stop: int | None = None) -> Payload:
+        """Rows `start` to `stop` as named columns (or a frame), each cell checked to hold
+        one value: the work a large request's rows cost is done as each part is scored."""
+        stop = self.rows if stop is None else min(stop, self.rows)
+        if self.frame is not None:
+            return Payload(frame=self.frame.iloc[start:stop], rows=stop - start)
+        if self.by_row is not None:
+            transposed = zip(*self.by_row[start:stop], strict=True)
+            columns = dict(zip(self.names, map(list, transposed), strict=True))
+            if stop <= start:
+                columns = {name: [] for name in self.names}
+        else:
+            columns = {name: values[start:stop] for name, values in (self.columns or {}).items()}
+        _check_cells(columns, start)
+        return Payload(columns, rows=stop - start)
 
 
 # Digits as zeros and `+` dropped: a number that may lie beyond a double (309 digits, or an
@@ -278,19 +303,13 @@ class Reader:
         self.limits.check(rows=len(data), columns=width)
         if len(set(columns)) != width:
             raise DataError(f"'{key}': column '{_duplicate(columns)}' appears twice")
-        for position, row in enumerate(data):
-            if not isinstance(row, list) or len(row) != width:
-                got = f"{len(row)} values" if isinstance(row, list) else "not a list"
-                raise DataError(f"'{key}': row {position + 1} has {got}, expected {width}")
-        if len(data) == 1:
-            return Payload(
-                {name: [value] for name, value in zip(columns, data[0], strict=True)}, rows=1
-            )
-        transposed = zip(*data, strict=True) if data else ([] for _ in columns)
-        return Payload(
-            {name: list(values) for name, values in zip(columns, transposed, strict=True)},
-            rows=len(data),
-        )
+        # Checked at C speed; the loop below only finds the row to name.
+        if set(map(type, data)) - {list} or set(map(len, data)) - {width}:
+            for position, row in enumerate(data):
+                if not isinstance(row, list) or len(row) != width:
+                    got = f"{len(row)} values" if isinstance(row, list) else "not a list"
+                    raise DataError(f"'{key}': row {position + 1} has {got}, expected {width}")
+        return Payload(rows=len(data), by_row=data, names=list(columns))
 
     def _matrix(self, tensor: dict[str, Any]) -> Payload:
         rows, width = _shape(tensor)
@@ -344,10 +363,10 @@ def _flat_data(tensor: dict[str, Any], size: int) -> list[Any]:
     return data
 
 
-def check_cells(payload: Payload) -> None:
+def _check_cells(columns: Columns, first_row: int) -> None:
     """Every cell holds one value: a list or an object in a cell is refused here, before
     pandas or a model meets it (and before anything recurses into it)."""
-    for name, values in (payload.columns or {}).items():
+    for name, values in columns.items():
         if not set(map(type, values)).issubset(SCALARS):
             position, value = next(
                 (position, value)
@@ -356,7 +375,7 @@ def check_cells(payload: Payload) -> None:
             )
             kind = "a list" if isinstance(value, list) else "an object"
             raise DataError(
-                f"row {position + 1}, column '{name}': {kind} is not one value "
+                f"row {first_row + position + 1}, column '{name}': {kind} is not one value "
                 "(send one number, string, boolean or null per cell)"
             )
 

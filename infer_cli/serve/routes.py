@@ -11,25 +11,33 @@ and the Open Inference Protocol V2 (`/v2/...`); `GET /metrics` is Prometheus tex
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import DataError, InferError
+from ..errors import DataError, InferError, SchemaError
 from . import protocol
 from .access_log import log
 from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout
 from .messages import JSON, Reply, Request
 from .options import ServeOptions
-from .payloads import Limits
+from .payloads import Limits, Payload
 from .stats import ServeStats
 
 if TYPE_CHECKING:
     from ..core.model import Model, Predictions, Prepared
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+FIRST_PART_ROWS = 4096
+"""A request of more rows is scored in parts, each a turn of the batcher, so that small
+requests arriving meanwhile are answered between them instead of after the whole."""
+MIN_PART_ROWS = 1024
+PART_SECONDS = 0.02
+"""About how long each part of a large request holds the scoring thread."""
 TEXT_PER_BODY_BYTE = 8
 """How many bytes of text a Parquet body may decode to per byte it may hold."""
 
@@ -42,9 +50,42 @@ class Job:
     model: Model
     infer: bool
     """An Open Inference Protocol request, rather than MLflow's `/invocations`."""
+    parts: _Parts | None = None
+    """How far a large request, scored in parts, has come."""
 
 
-Encode = Callable[[Any, Any], bytes]
+@dataclass(frozen=True)
+class _Writer:
+    """How a request's reply is written: its predictions a part at a time (V2 writes the
+    probabilities row-major, `flat`), then the body around the parts."""
+
+    flat: bool
+    body: Callable[[list[protocol.Part]], bytes]
+
+    def part(self, values: Any, probabilities: Any) -> protocol.Part:
+        return protocol.encode_part(values, probabilities, flat=self.flat)
+
+    def encode(self, values: Any, probabilities: Any) -> bytes:
+        return self.body([self.part(values, probabilities)])
+
+
+@dataclass(eq=False)
+class _Decoded:
+    model: Model
+    payload: Payload
+    proba: bool
+    writer: _Writer
+
+
+@dataclass(eq=False)
+class _Parts:
+    """A request of more than FIRST_PART_ROWS rows, scored a part per turn of the batcher
+    and its reply written likewise, so that no turn takes long."""
+
+    decoded: _Decoded
+    done: int = 0
+    size: int = 0
+    written: list[protocol.Part] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -53,7 +94,7 @@ class _Scoring:
     model: Model
     prepared: Prepared
     proba: bool
-    encode: Encode
+    writer: _Writer
 
 
 class App:
@@ -80,22 +121,41 @@ class App:
         except Exception as exc:
             return error_reply(exc, request)
 
-    def answer(self, jobs: list[Job]) -> list[Reply]:
-        """Score a batch of jobs: one reply each, an error reply for a job whose part failed."""
+    def answer(self, jobs: list[Job]) -> list[Reply | None]:
+        """Score a batch of jobs: one reply each, an error reply for a job whose part failed,
+        and None for a large request with parts still to score (see `FIRST_PART_ROWS`)."""
         replies: list[Reply | None] = [None] * len(jobs)
         groups: dict[tuple[int, bool], list[_Scoring]] = {}
+        large: list[int] = []
         for index, job in enumerate(jobs):
             try:
-                scoring = self._decode(index, job)
+                if job.parts is None:
+                    decoded = self._decode(job)
+                    if decoded.payload.rows > FIRST_PART_ROWS:
+                        job.parts = _Parts(decoded, size=FIRST_PART_ROWS)
+                    else:
+                        payload = decoded.payload.part()
+                        prepared = decoded.model.prepare(payload.columns, payload.frame)
+                        scoring = _Scoring(
+                            index, decoded.model, prepared, decoded.proba, decoded.writer
+                        )
+                        groups.setdefault((id(decoded.model), decoded.proba), []).append(scoring)
+                        continue
+                large.append(index)
             except Exception as exc:
                 replies[index] = error_reply(exc, job.request)
-                continue
-            groups.setdefault((id(scoring.model), scoring.proba), []).append(scoring)
         for group in groups.values():
             for call in _calls(group, self.options.max_batch_rows):
                 for scoring, reply in self._score(call, jobs):
                     replies[scoring.index] = reply
-        return replies  # type: ignore[return-value]
+        for index in large:
+            parts = jobs[index].parts
+            assert parts is not None
+            try:
+                replies[index] = self._score_part(parts)
+            except Exception as exc:
+                replies[index] = error_reply(exc, jobs[index].request)
+        return replies
 
     def _route(self, request: Request) -> Reply | Job:
         path = request.path.split("?", 1)[0]
@@ -161,10 +221,9 @@ class App:
             raise NotReady("the model is still loading; try again shortly")
         return model
 
-    def _decode(self, index: int, job: Job) -> _Scoring:
+    def _decode(self, job: Job) -> _Decoded:
         model, request = job.model, job.request
         content_type = request.headers.get("Content-Type")
-        encode: Encode
         if job.infer:
             infer = protocol.decode_infer(
                 request.body, content_type, model.signature.names, self.limits
@@ -172,10 +231,10 @@ class App:
             payload, proba = infer.payload, "predict_proba" in infer.outputs
             name, version, classes = model_name(model), model_version(model), model.card.classes
 
-            def encode(values: Any, probabilities: Any) -> bytes:
-                return protocol.encode_infer_response(
-                    infer, name, version, values, probabilities, classes
-                )
+            def body(parts: list[protocol.Part]) -> bytes:
+                return protocol.infer_body(infer, name, version, parts, classes)
+
+            writer = _Writer(flat=True, body=body)
 
         else:
             invocation = protocol.decode_invocation(
@@ -188,15 +247,38 @@ class App:
             payload, proba = invocation.payload, invocation.proba
             classes = model.card.classes if proba else None
 
-            def encode(values: Any, probabilities: Any) -> bytes:
-                return protocol.encode_predictions(values, probabilities, classes)
+            writer = _Writer(flat=False, body=partial(protocol.predictions_body, classes=classes))
 
         if proba and not model.can_predict_proba:
             raise DataError("this model does not give class probabilities")
         if not payload.rows:
             raise DataError("the request holds no rows")
-        prepared = model.prepare(payload.columns, payload.frame)
-        return _Scoring(index, model, prepared, proba, encode)
+        return _Decoded(model, payload, proba, writer)
+
+    def _score_part(self, parts: _Parts) -> Reply | None:
+        """Score the next part of a large request; its reply once the last part is scored.
+
+        Parts are sized to take about PART_SECONDS each, from how fast the last one went.
+        """
+        decoded, start = parts.decoded, parts.done
+        payload, model = decoded.payload, decoded.model
+        stop = min(start + parts.size, payload.rows)
+        began = time.perf_counter()
+        try:
+            part = payload.part(start, stop)
+            prepared = model.prepare(part.columns, part.frame)
+        except SchemaError as error:
+            row = None if error.row is None else error.row + start
+            raise SchemaError(error.reason, column=error.column, row=row) from error
+        predictions = model.predict_many([prepared], proba=decoded.proba)
+        self.stats.record_batch(prepared.rows)
+        parts.written.append(decoded.writer.part(predictions.values, predictions.probabilities))
+        parts.done = stop
+        rate = (stop - start) / max(time.perf_counter() - began, 1e-6)
+        parts.size = max(MIN_PART_ROWS, int(rate * PART_SECONDS))
+        if stop < payload.rows:
+            return None
+        return Reply(200, decoded.writer.body(parts.written))
 
     def _score(self, call: list[_Scoring], jobs: list[Job]) -> list[tuple[_Scoring, Reply]]:
         """One estimator call for `call`; if it fails for several requests, each is scored
@@ -217,7 +299,7 @@ class App:
             stop = start + scoring.prepared.rows
             probabilities = predictions.probabilities
             try:
-                body = scoring.encode(
+                body = scoring.writer.encode(
                     predictions.values[start:stop],
                     None if probabilities is None else probabilities[start:stop],
                 )

@@ -29,9 +29,11 @@ from infer_cli.core.card import ModelCard
 from infer_cli.core.model import Model
 from infer_cli.core.signature import Column, Signature
 from infer_cli.core.store import load_model
+from infer_cli.serve import routes
 from infer_cli.serve.access_log import log
+from infer_cli.serve.routes import App, ServeOptions
 
-from conftest import COLUMNS, Server
+from conftest import COLUMNS, Server, make_server
 
 PINNED = ["count", "ratio", "flag"]
 
@@ -584,3 +586,154 @@ def test_a_csv_header_of_a_million_columns_is_refused_before_parsing(
         "the request has 1,000,000 columns; this server takes at most 10,000 (serve --max-columns)",
     )
     client.still_serves()
+
+
+LARGE = routes.FIRST_PART_ROWS + 10 * routes.MIN_PART_ROWS + 7
+PARTS = 12  # the first, ten of the least size, and one of 7 rows
+
+
+@pytest.fixture
+def parts_of_min_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every part after the first holds MIN_PART_ROWS rows, however fast the model is."""
+    monkeypatch.setattr(routes, "PART_SECONDS", 0.0)
+
+
+@pytest.mark.usefixtures("parts_of_min_size")
+def test_a_request_scored_in_parts_gets_the_answer_of_one_call(
+    serve: Server, numeric_model: Path
+) -> None:
+    model = load_model(numeric_model)
+    app, port = serve(model)
+    frame = pd.DataFrame(np.random.default_rng(1).normal(size=(LARGE, 4)), columns=COLUMNS)
+    expected = model.predict(frame, proba=True)
+    labels, probabilities = expected.values.tolist(), expected.probabilities.tolist()
+    client = Client(port, COLUMNS, [0.1, 0.2, 0.3, 0.4])
+    split = {"columns": COLUMNS, "data": frame.to_numpy().tolist()}
+    status, answer = client.post(
+        "/invocations", json.dumps({"dataframe_split": split, "params": {"proba": True}}).encode()
+    )
+    assert status == 200
+    # The same rows in other shapes of matrix may round the last bit differently in BLAS.
+    assert answer["predictions"] == labels and answer["classes"] == ["no", "yes"]
+    assert np.allclose(answer["probabilities"], probabilities, rtol=1e-12, atol=0)
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet)
+    for body, content_type in (
+        (frame.to_csv(index=False).encode(), "text/csv"),
+        (parquet.getvalue(), "application/vnd.apache.parquet"),
+    ):
+        status, answer = client.post("/invocations", body, content_type)
+        assert (status, answer) == (200, {"predictions": labels})
+    tensor = {"name": "x", "shape": [LARGE, 4], "datatype": "FP64", "data": split["data"]}
+    document = {"id": "7", "inputs": [tensor], "outputs": [{"name": "predict_proba"}]}
+    status, answer = client.post("/v2/models/numeric/infer", json.dumps(document).encode())
+    assert status == 200
+    assert answer["outputs"][0]["shape"] == [LARGE, 2]
+    assert np.allclose(answer["outputs"][0]["data"], np.ravel(probabilities), rtol=1e-12, atol=0)
+    calls = app.stats.batches
+    assert calls == 4 * PARTS, "each request was scored in parts"
+    client.close()
+
+
+@pytest.mark.usefixtures("parts_of_min_size")
+def test_a_bad_value_in_a_later_part_names_its_row(serve: Server, numeric_model: Path) -> None:
+    _, port = serve(load_model(numeric_model))
+    client = Client(port, COLUMNS, [0.1, 0.2, 0.3, 0.4])
+    rows: list[list[Any]] = [[0.5, 0.5, 0.5, 0.5] for _ in range(LARGE)]
+    late = routes.FIRST_PART_ROWS + 5 * routes.MIN_PART_ROWS + 3  # in the seventh part
+    rows[late][1] = "abc"
+    rows[LARGE - 2][2] = [1]
+    body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": rows}}).encode()
+    status, answer = client.post("/invocations", body)
+    assert (status, answer["message"]) == (
+        400,
+        f"row {late + 1}, column 'b': value not a number",
+    )
+    rows[late][1] = 0.5
+    body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": rows}}).encode()
+    status, answer = client.post("/invocations", body)
+    assert (status, answer["message"]) == (
+        400,
+        f"row {LARGE - 1}, column 'c': a list is not one value "
+        "(send one number, string, boolean or null per cell)",
+    )
+    client.still_serves()
+    client.close()
+
+
+class Gate:
+    """Wraps an estimator: calls of more than one row (the parts of a large request) wait
+    for the test to let each through, and every call's size is recorded."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.feature_names_in_ = inner.feature_names_in_
+        self.calls: list[int] = []
+        self.waiting = threading.Semaphore(0)
+        self.permits = threading.Semaphore(0)
+
+    def predict(self, features: Any) -> Any:
+        if len(features) > 1:
+            self.waiting.release()
+            assert self.permits.acquire(timeout=30)
+        self.calls.append(len(features))
+        return self.inner.predict(features)
+
+
+class Announcing(App):
+    """An app that says when it has routed a request of one row."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        super().__init__(options)
+        self.small_routed = threading.Event()
+
+    def route(self, request: Any) -> Any:
+        routed = super().route(request)
+        if request.body and len(json.loads(request.body)["inputs"]) == 1:
+            self.small_routed.set()
+        return routed
+
+
+@pytest.mark.usefixtures("parts_of_min_size")
+def test_a_small_request_is_answered_between_the_parts_of_a_large_one(
+    numeric_model: Path,
+) -> None:
+    model = load_model(numeric_model)
+    gate = Gate(model.estimator)
+    model = Model(gate, model.card, model.path)
+    app = Announcing(ServeOptions(access_log=False))
+    app.model = model
+    server = make_server(app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    big_rows = [[0.5, 0.1, -0.2, 0.3]] * LARGE
+    answers: dict[str, tuple[int, Any]] = {}
+
+    def send(name: str, rows: list[list[float]]) -> None:
+        status, body = Client(port, COLUMNS, rows[0]).post(
+            "/invocations", json.dumps({"inputs": rows}).encode()
+        )
+        answers[name] = (status, body)
+
+    big = threading.Thread(target=send, args=("big", big_rows))
+    big.start()
+    assert gate.waiting.acquire(timeout=30)  # the first part is being scored
+    small = threading.Thread(target=send, args=("small", [[0.1, 0.2, 0.3, 0.4]]))
+    small.start()
+    assert app.small_routed.wait(30)
+    parts_let_through = 0
+    while small.is_alive():
+        gate.permits.release()
+        parts_let_through += 1
+        assert parts_let_through < PARTS, "the small request waited for the whole large one"
+        while not gate.waiting.acquire(timeout=0.05) and small.is_alive():
+            pass
+    assert answers["small"][0] == 200
+    assert "big" not in answers
+    for _ in range(PARTS):
+        gate.permits.release()
+    big.join(30)
+    assert answers["big"][0] == 200 and len(answers["big"][1]["predictions"]) == LARGE
+    assert 1 in gate.calls[: parts_let_through + 1]
+    server.shutdown()
+    server.server_close()

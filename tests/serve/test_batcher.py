@@ -168,3 +168,60 @@ def test_stop_scores_what_is_queued_then_ends_the_thread() -> None:
     stopper.join(10)
     assert not stopper.is_alive()
     assert delivered.results == {1: 2, 2: 4}
+
+
+class InParts:
+    """Scores a job given as (name, parts) one part per call, None until its last part;
+    remembers the order in which parts were scored, and can be held at each call."""
+
+    def __init__(self, hold: threading.Semaphore | None = None) -> None:
+        self.left: dict[str, int] = {}
+        self.order: list[str] = []
+        self.hold = hold
+        self.started = threading.Event()
+
+    def __call__(self, jobs: list[tuple[str, int]]) -> list[object]:
+        results: list[object] = []
+        for name, parts in jobs:
+            self.started.set()
+            if self.hold is not None:
+                assert self.hold.acquire(timeout=10)
+            left = self.left.setdefault(name, parts) - 1
+            self.left[name] = left
+            self.order.append(name)
+            results.append(None if left else f"{name} done")
+        return results
+
+
+def test_a_job_in_parts_goes_back_behind_the_jobs_that_arrived_meanwhile() -> None:
+    hold = threading.Semaphore(0)
+    score, delivered = InParts(hold), Delivered()
+    batcher = _batcher(score, delivered, max_jobs=1)  # type: ignore[arg-type]
+    batcher.submit([("big", 3)])
+    assert score.started.wait(10)
+    batcher.submit([("small", 1), ("other", 1)])
+    for _ in range(5):
+        hold.release()
+    results = delivered.wait_for(3)
+    assert results == {
+        ("big", 3): "big done",
+        ("small", 1): "small done",
+        ("other", 1): "other done",
+    }
+    assert score.order == ["big", "small", "other", "big", "big"]
+    batcher.stop(5)
+
+
+def test_a_job_withdrawn_between_its_parts_is_not_scored_again() -> None:
+    hold = threading.Semaphore(0)
+    score, delivered = InParts(hold), Delivered()
+    batcher = _batcher(score, delivered)  # type: ignore[arg-type]
+    batcher.submit([("big", 3)])
+    assert score.started.wait(10)
+    assert not batcher.withdraw(("big", 3))  # being scored: its current part finishes
+    hold.release()
+    batcher.submit([("small", 1)])
+    hold.release()
+    assert delivered.wait_for(1) == {("small", 1): "small done"}
+    batcher.stop(5)
+    assert score.order == ["big", "small"]

@@ -65,7 +65,7 @@ MLFLOW_1_FORMATS = {
 def test_every_json_shape_gives_the_same_columns(shape: str) -> None:
     invocation = protocol.decode_invocation(SHAPES[shape], "application/json", NAMES)
     assert invocation.payload.rows == 2
-    assert invocation.payload.columns == EXPECTED
+    assert invocation.payload.part().columns == EXPECTED
     assert invocation.proba is False
 
 
@@ -94,14 +94,14 @@ def test_charset_utf8_is_accepted_on_json_and_proba_is_read() -> None:
     body = _json({"inputs": {"a": [1], "b": ["x"]}, "params": {"proba": True}})
     invocation = protocol.decode_invocation(body, "application/json; charset=UTF-8", NAMES)
     assert invocation.proba is True
-    assert invocation.payload.columns == {"a": [1], "b": ["x"]}
+    assert invocation.payload.part().columns == {"a": [1], "b": ["x"]}
 
 
 def test_a_single_column_model_takes_bare_values() -> None:
     invocation = protocol.decode_invocation(
         _json({"instances": [1, 2, 3]}), "application/json", ["a"]
     )
-    assert invocation.payload.columns == {"a": [1, 2, 3]}
+    assert invocation.payload.part().columns == {"a": [1, 2, 3]}
 
 
 BAD_BODIES = {
@@ -216,7 +216,7 @@ def test_v2_row_major_tensor_maps_onto_the_signature() -> None:
         }
     )
     request = protocol.decode_infer(body, "application/json", NAMES)
-    assert request.payload.columns == {"a": [1, 3], "b": [2, 4]}
+    assert request.payload.part().columns == {"a": [1, 3], "b": [2, 4]}
     assert request.outputs == ("predict_proba",)
     assert request.id == "r1"
 
@@ -231,7 +231,7 @@ def test_v2_one_tensor_per_column_and_nested_data() -> None:
         }
     )
     request = protocol.decode_infer(body, "application/json", NAMES)
-    assert request.payload.columns == EXPECTED
+    assert request.payload.part().columns == EXPECTED
     assert request.outputs == ("predict",)
 
 
