@@ -72,7 +72,7 @@ def test_every_json_shape_gives_the_same_columns(shape: str) -> None:
 @pytest.mark.parametrize("content_type", list(MLFLOW_1_FORMATS))
 def test_mlflow_1_format_parameters_are_taken(content_type: str) -> None:
     invocation = protocol.decode_invocation(MLFLOW_1_FORMATS[content_type], content_type, NAMES)
-    assert invocation.payload.columns == EXPECTED
+    assert invocation.payload.part().columns == EXPECTED
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_an_unknown_key_lists_every_accepted_shape_each_of_which_decodes() -> No
     for example in protocol.SHAPES:
         assert example in message
         decoded = protocol.decode_invocation(example.encode(), "application/json", NAMES)
-        assert decoded.payload.columns == {"a": [1], "b": [2]}
+        assert decoded.payload.part().columns == {"a": [1], "b": [2]}
 
 
 @pytest.mark.parametrize(
