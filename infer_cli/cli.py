@@ -157,7 +157,7 @@ def train(
     debug: DebugOption = False,
 ) -> None:
     """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
-    from .core import MODEL_FILES, save_model
+    from .core import MODEL_FILES, check_model_destination, save_model
     from .errors import UsageError
     from .report import render_notices, render_train_report, stderr_console
     from .tables import read_table
@@ -168,6 +168,8 @@ def train(
     _check_choice("--model", model, MODEL_CHOICES, UsageError)
     _check_choice("--task", task, TASK_CHOICES, UsageError)
     _check_choice("--format", file_format, tuple(MODEL_FILES), UsageError)
+    # Before training, not after minutes of it.
+    check_model_destination(output)
     console = stderr_console(quiet)
     stopwatch = Stopwatch()
     with stopwatch.phase("read"):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .. import lazy_surface
 
 if TYPE_CHECKING:
-    from .dask_engine import DaskScoring, require_dask
+    from .dask_engine import DaskScoring, find_partitions, require_dask
     from .evaluation import Evaluation, evaluate, read_labelled
     from .run import PredictRun, predict_figures, run_predict
     from .scoring import BatchScoring, ScoringOptions, ScoringReport
@@ -21,6 +21,7 @@ __all__ = [
     "ScoringOptions",
     "ScoringReport",
     "evaluate",
+    "find_partitions",
     "predict_figures",
     "read_labelled",
     "require_dask",
@@ -33,6 +34,7 @@ _SURFACE = {
     "ScoringReport": "scoring",
     "DaskScoring": "dask_engine",
     "require_dask": "dask_engine",
+    "find_partitions": "dask_engine",
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
     "read_labelled": "evaluation",

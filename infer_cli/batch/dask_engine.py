@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..core.model import Model
 from ..errors import DataError, UsageError
 from ..tables.atomic import STDIO, current_umask
+from ..tables.paths import refuse_aliases
 from ..tables.readers import INPUT_FORMATS, OUTPUT_FORMATS, detect_format
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 
@@ -217,11 +218,9 @@ class DaskScoring:
         options = self.options
         if options.skip_bad_rows and options.rejects is None:
             raise UsageError("--on-bad-rows skip needs --rejects DIR, so that no row is lost")
-        if options.rejects is not None:
-            if not options.skip_bad_rows:
-                raise UsageError("--rejects is only written with --on-bad-rows skip")
-            if Path(options.rejects).resolve() == Path(options.output).resolve():
-                raise UsageError("--rejects and --output must be different directories")
+        if options.rejects is not None and not options.skip_bad_rows:
+            raise UsageError("--rejects is only written with --on-bad-rows skip")
+        refuse_aliases([], [("--output", options.output), ("--rejects", options.rejects)])
 
     @contextmanager
     def _connect(self) -> Iterator[Client]:

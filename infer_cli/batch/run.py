@@ -9,11 +9,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import Model, is_model_uri, load_model
+from ..core import Model, is_model_uri, load_model, resolve_model_path
 from ..errors import ExitCode, InferError, UsageError
-from ..tables import write_json
+from ..tables import refuse_aliases, write_json
 from ..timing import Stopwatch, peak_memory_mb
-from .dask_engine import DaskScoring, require_dask
+from .dask_engine import DaskScoring, find_partitions, require_dask
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 
 
@@ -103,13 +103,23 @@ def run_predict(
         require_dask()
     elif run.scheduler is not None:
         raise UsageError("--scheduler is for --engine dask")
+    # Before anything is read or written: a summary written over the input is data lost.
+    options = run.options
+    inputs = find_partitions(options.input) if run.engine == "dask" else [options.input]
+    by_uri = bool(run.model and is_model_uri(run.model))
+    refuse_aliases(
+        [("--input", name) for name in inputs],
+        [("--output", options.output), ("--rejects", options.rejects),
+         ("--summary-json", run.summary_json)],
+        inside=[] if by_uri else [("--model", resolve_model_path(run.model))],
+    )  # fmt: skip
     paths: dict[str, Any] = {
         "model": run.model,
         "input": run.options.input,
         "output": run.options.output,
         "rejects": run.options.rejects,
     }
-    if run.model and is_model_uri(run.model):
+    if by_uri:
         paths.update(model_uri=run.model, model_version=None)
     stopwatch = Stopwatch()
     job: BatchScoring | DaskScoring | None = None

@@ -21,6 +21,7 @@ from ..core.signature import NUMERIC_TYPES, Signature
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.atomic import STDIO, atomic_output
 from ..tables.limits import DEFAULT_BATCH_ROWS
+from ..tables.paths import refuse_aliases
 from ..tables.readers import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
@@ -182,8 +183,10 @@ class BatchScoring:
                 raise UsageError("--rejects is only written with --on-bad-rows skip")
             if options.rejects == STDIO:
                 raise UsageError("--rejects must be a file, not stdout")
-            if options.rejects == options.output:
-                raise UsageError("--rejects and --output must be different files")
+        refuse_aliases(
+            [("--input", options.input)],
+            [("--output", options.output), ("--rejects", options.rejects)],
+        )
 
     def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, pd.DataFrame]]:
         """Chunks with the columns the model reads, made on the reading thread, so that the

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .store import (
         MODEL_FILES,
         check_loadable,
+        check_model_destination,
         inspect_model,
         load_model,
         model_reference,
@@ -36,6 +37,7 @@ __all__ = [
     "Signature",
     "UntrustedTypes",
     "check_loadable",
+    "check_model_destination",
     "classification_metrics",
     "inspect_model",
     "is_model_uri",
@@ -59,6 +61,7 @@ _SURFACE = {
     "save_model": "store",
     "inspect_model": "store",
     "check_loadable": "store",
+    "check_model_destination": "store",
     "resolve_model_path": "store",
     "model_reference": "store",
     "resolve_trust_types": "store",

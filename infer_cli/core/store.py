@@ -105,6 +105,7 @@ def save_model(
     """
     if serialization not in MODEL_FILES:
         raise UsageError(f"cannot save a model as '{serialization}' (joblib or skops)")
+    check_model_destination(directory)
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -123,6 +124,40 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return card
+
+
+def check_model_destination(directory: str | os.PathLike[str]) -> None:
+    """Refuse to save a model where it would replace anything but a model.
+
+    Saving replaces the directory as a whole, so it may stand only where nothing would be
+    lost: a path that does not exist, an empty directory, or a directory holding an
+    infer-cli model and nothing else (a retrain saving over the last one).
+    """
+    target = Path(directory)
+    where = f"cannot save the model to '{target}'"
+    if target.is_symlink():
+        raise UsageError(f"{where}: it is a symbolic link; name the directory it points to")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise UsageError(f"{where}: a file of that name exists")
+    try:
+        entries = sorted(target.iterdir())
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot list it ({exc.strerror})") from None
+    allowed = {CARD_FILE, *MODEL_FILES.values()}
+    others = [
+        entry.name
+        for entry in entries
+        if entry.name not in allowed or entry.is_symlink() or not entry.is_file()
+    ]
+    if others or (entries and not (target / CARD_FILE).is_file()):
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        held = f" ({shown})" if others else ""
+        raise UsageError(
+            f"{where}: the directory holds files that are not an infer-cli model{held}, and "
+            "saving would delete them; choose another directory"
+        )
 
 
 def load_model(
@@ -346,8 +381,8 @@ def _replace_directory(staging: Path, target: Path) -> None:
     if not target.exists():
         os.rename(staging, target)
         return
-    if not target.is_dir():
-        raise UsageError(f"cannot save the model to '{target}': a file of that name exists")
+    # Again, now that training is done: the directory may have changed meanwhile.
+    check_model_destination(target)
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
     os.rmdir(retired)
     os.rename(target, retired)

@@ -10,6 +10,7 @@ from .. import lazy_surface
 if TYPE_CHECKING:
     from .atomic import STDIO, atomic_output, write_json
     from .limits import DEFAULT_BATCH_ROWS
+    from .paths import refuse_aliases
     from .readers import (
         INPUT_FORMATS,
         OUTPUT_FORMATS,
@@ -34,6 +35,7 @@ __all__ = [
     "open_table",
     "open_writer",
     "read_table",
+    "refuse_aliases",
     "write_json",
 ]
 # Where each name of the surface lives.
@@ -51,5 +53,6 @@ _SURFACE = {
     "write_json": "atomic",
     "STDIO": "atomic",
     "DEFAULT_BATCH_ROWS": "limits",
+    "refuse_aliases": "paths",
 }
 __getattr__ = lazy_surface(__name__, _SURFACE)
