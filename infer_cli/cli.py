@@ -18,7 +18,7 @@ import typer
 
 from . import __version__
 from .errors import ExitCode, InferError
-from .tables import DEFAULT_BATCH_ROWS
+from .tables import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
 app = typer.Typer(
     name="infer-cli",
@@ -64,6 +64,13 @@ TrustTypesOption = Annotated[
             "whose source you trust. [default: $INFER_CLI_TRUST_TYPES]"
         ),
         show_default=False,
+    ),
+]
+MaxColumnsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-columns",
+        help="Refuse a table of more columns than this (exit code 3), before reading its rows.",
     ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
@@ -153,6 +160,7 @@ def train(
             "--format", help="Model file: joblib, or skops (cannot run code when loaded)."
         ),
     ] = "joblib",
+    max_columns: MaxColumnsOption = MAX_COLUMNS,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -173,7 +181,7 @@ def train(
     console = stderr_console(quiet)
     stopwatch = Stopwatch()
     with stopwatch.phase("read"):
-        frame = read_table(input)
+        frame = read_table(input, max_columns=max_columns)
     options = TrainOptions(
         target=target,
         model=model,
@@ -282,6 +290,7 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    max_columns: MaxColumnsOption = MAX_COLUMNS,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
@@ -309,6 +318,7 @@ def predict(
         keep=kept,
         skip_bad_rows=on_bad_rows == "skip",
         rejects=rejects,
+        max_columns=max_columns,
     )
     console = stderr_console(quiet)
     run = PredictRun(
@@ -368,6 +378,7 @@ def evaluate(
     ] = None,
     delimiter: Annotated[str, typer.Option("--delimiter", help="CSV field separator.")] = ",",
     json: JsonOption = False,
+    max_columns: MaxColumnsOption = MAX_COLUMNS,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
@@ -381,7 +392,7 @@ def evaluate(
     console = stderr_console()
     loaded = load_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
     render_notices(console, loaded.notices)
-    chunks = read_labelled(input, loaded, target, delimiter=delimiter)
+    chunks = read_labelled(input, loaded, target, delimiter=delimiter, max_columns=max_columns)
     evaluation = measure(loaded, chunks, target=target, threshold=threshold)
     render_notices(console, evaluation.notices)
     if json:

@@ -12,7 +12,7 @@ import pandas as pd
 from ..core.metrics import classification_metrics, regression_metrics
 from ..core.model import Model
 from ..errors import DataError, SchemaError, UsageError
-from ..tables.limits import DEFAULT_BATCH_ROWS
+from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
 SWEEP_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -34,13 +34,16 @@ def read_labelled(
     *,
     delimiter: str = ",",
     batch_size: int = DEFAULT_BATCH_ROWS,
+    max_columns: int = MAX_COLUMNS,
 ) -> Iterator[LabelledChunk]:
     """Stream a labelled file as `predict` reads it: the model's columns and the target."""
     from ..tables.readers import open_table
     from .scoring import model_frame, text_to_objects
 
     target = _target_of(model, target)
-    with open_table(path, delimiter=delimiter, batch_size=batch_size) as reader:
+    with open_table(
+        path, delimiter=delimiter, batch_size=batch_size, max_columns=max_columns
+    ) as reader:
         if target not in reader.columns:
             raise DataError(
                 f"{reader.source}: no target column '{target}' (use --target to name it)"

@@ -20,7 +20,7 @@ from ..core.model import Model, Predictions
 from ..core.signature import NUMERIC_TYPES, Signature
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.atomic import STDIO, atomic_output
-from ..tables.limits import DEFAULT_BATCH_ROWS
+from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
 from ..tables.readers import (
     INPUT_FORMATS,
@@ -67,6 +67,7 @@ class ScoringOptions:
     keep: tuple[str, ...] | None = None
     skip_bad_rows: bool = False
     rejects: str | None = None
+    max_columns: int = MAX_COLUMNS
 
 
 @dataclass
@@ -128,6 +129,7 @@ class BatchScoring:
                     delimiter=options.delimiter,
                     batch_size=options.batch_size,
                     malformed=malformed,
+                    max_columns=options.max_columns,
                 )
             )
             self._reader = reader
@@ -205,7 +207,7 @@ class BatchScoring:
         import pyarrow as pa
 
         signature = self.model.signature
-        header = pd.DataFrame({name: pd.Series([], dtype=object) for name in reader.columns})
+        header = pd.DataFrame(columns=reader.columns, dtype=object)
         try:
             validated = signature.validate(header)
         except SchemaError as error:
@@ -214,11 +216,12 @@ class BatchScoring:
             ) from None
         self.report.notices.extend(validated.notices)
         keep = list(reader.columns) if self.options.keep is None else list(self.options.keep)
-        unknown = [name for name in keep if name not in reader.columns]
+        present = {item.name: item for item in reader.schema}
+        unknown = [name for name in keep if name not in present]
         if unknown:
             raise UsageError(
                 f"--keep: no column '{unknown[0]}' in {reader.source} "
-                f"(it has: {', '.join(reader.columns)})"
+                f"(it has: {_listed(reader.columns)})"
             )
         typed_numbers: dict[str, str] = {}
         if typed and reader.text_columns and not signature.positional:
@@ -231,16 +234,19 @@ class BatchScoring:
         for name in keep:
             kind = typed_numbers.get(name)
             number_type = pa.int64() if kind == "integer" else pa.float64()
-            fields.append(pa.field(name, number_type if kind else reader.schema.field(name).type))
+            fields.append(pa.field(name, number_type if kind else present[name].type))
         fields.append(pa.field(PREDICTION_COLUMN, self._prediction_type()))
         if self.options.proba:
             fields.extend(pa.field(name, pa.float64()) for name in self._proba_names())
-        taken = [item.name for item in fields]
-        clash = next((name for name in taken if taken.count(name) > 1), None)
-        if clash is not None:
-            raise UsageError(f"the input already has a column '{clash}'; leave it out with --keep")
+        taken: set[str] = set()
+        for item in fields:
+            if item.name in taken:
+                raise UsageError(
+                    f"the input already has a column '{item.name}'; leave it out with --keep"
+                )
+            taken.add(item.name)
         reason = REASON_COLUMN
-        while reason in reader.columns:
+        while reason in present:
             reason += "_"
         rejects_schema = reader.schema.append(pa.field(reason, pa.string()))
         return _Plan(keep, pa.schema(fields), rejects_schema, typed_numbers)
@@ -406,6 +412,12 @@ def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd
         else:
             columns[name] = text_to_objects(column)
     return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+def _listed(names: list[str], most: int = 20) -> str:
+    """Names for a message, the first `most` of them when there are more."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
 
 
 def _delimiter_hint(reader: TableReader) -> str:

@@ -9,7 +9,7 @@ from .. import lazy_surface
 
 if TYPE_CHECKING:
     from .atomic import STDIO, atomic_output, write_json
-    from .limits import DEFAULT_BATCH_ROWS
+    from .limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
     from .paths import refuse_aliases
     from .readers import (
         INPUT_FORMATS,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "INPUT_FORMATS",
+    "MAX_COLUMNS",
     "OUTPUT_FORMATS",
     "STDIO",
     "Chunk",
@@ -53,6 +54,7 @@ _SURFACE = {
     "write_json": "atomic",
     "STDIO": "atomic",
     "DEFAULT_BATCH_ROWS": "limits",
+    "MAX_COLUMNS": "limits",
     "refuse_aliases": "paths",
 }
 __getattr__ = lazy_surface(__name__, _SURFACE)

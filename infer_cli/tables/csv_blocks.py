@@ -21,6 +21,9 @@ QUOTE = b'"'
 NEWLINE = b"\n"
 # A record longer than this is almost always an unclosed quote swallowing the rest of the file.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
+WINDOW_BYTES = 1024 * 1024
+# Python's csv module refuses a field over 128 KiB unless told otherwise; ours may fill a record.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 @dataclass
@@ -49,21 +52,47 @@ class Block:
                 dtype=np.int64,
             )
         raw = np.frombuffer(self.data, dtype=np.uint8)
-        newlines = np.flatnonzero(raw == ord(NEWLINE))
-        if self.has_quotes:
-            quotes = np.flatnonzero(raw == ord(QUOTE))
-            ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
-        else:
-            ends = newlines
-        if len(ends) == 0 or ends[-1] != len(raw) - 1:
-            ends = np.append(ends, len(raw))
-        starts = np.concatenate(([0], ends[:-1] + 1))
-        lengths = ends - starts
-        ends_in_cr = (lengths == 1) & (raw[np.minimum(starts, len(raw) - 1)] == ord("\r"))
-        filled = (lengths > 0) & ~ends_in_cr
-        # A record's line is the block's first line plus the newlines before its first byte.
-        lines_before = np.searchsorted(newlines, starts)
-        return (self.first_line + lines_before[filled]).astype(np.int64)
+        lines: list[np.ndarray] = []
+        quotes_before = 0
+        newlines_before = 0
+        # The last record end seen (-1: none yet) and the newlines before the record after it.
+        previous_end = -1
+        record_newlines = 0
+        for start, window in _windows(raw):
+            newlines = np.flatnonzero(window == ord(NEWLINE))
+            newline_numbers = newlines_before + np.arange(len(newlines))
+            if self.has_quotes:
+                # Outside quotes, where an even number of quotes precedes the newline.
+                quotes = np.flatnonzero(window == ord(QUOTE))
+                outside = (quotes_before + np.searchsorted(quotes, newlines)) % 2 == 0
+                newlines, newline_numbers = newlines[outside], newline_numbers[outside]
+                quotes_before += len(quotes)
+            newlines_before += int(np.count_nonzero(window == ord(NEWLINE)))
+            if len(newlines) == 0:
+                continue
+            ends = newlines + start
+            starts = np.concatenate(([previous_end + 1], ends[:-1] + 1))
+            before = np.concatenate(([record_newlines], newline_numbers[:-1] + 1))
+            lines.append(self.first_line + before[_filled(raw, starts, ends)])
+            previous_end, record_newlines = int(ends[-1]), int(newline_numbers[-1]) + 1
+        if previous_end + 1 < len(raw):
+            last = np.array([previous_end + 1]), np.array([len(raw)])
+            lines.append(self.first_line + np.array([record_newlines])[_filled(raw, *last)])
+        return np.concatenate(lines).astype(np.int64) if lines else np.empty(0, np.int64)
+
+
+def _filled(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which records hold something: not empty, and not a lone carriage return."""
+    lengths = ends - starts
+    ends_in_cr = (lengths == 1) & (raw[np.minimum(starts, len(raw) - 1)] == ord("\r"))
+    return (lengths > 0) & ~ends_in_cr
+
+
+def _windows(raw: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """`raw` in slices of WINDOW_BYTES, each with its offset, so that the arrays made from a
+    slice (positions of quotes, 8 bytes each) stay a few MiB whatever the block holds."""
+    for start in range(0, len(raw), WINDOW_BYTES):
+        yield start, raw[start : start + WINDOW_BYTES]
 
 
 class RecordBlocks:
@@ -208,16 +237,25 @@ def _ends_inside_quotes(block: Block) -> bool:
 
 
 def _has_stray_quotes(data: bytes, delimiter: str) -> bool:
-    """Whether a quote sits inside an unquoted field, where it is a plain character."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(raw == ord(QUOTE))
-    if len(quotes) == 0:
+    """Whether a quote sits inside an unquoted field, where it is a plain character: a quote
+    with neither a delimiter, a line end nor another quote on either side."""
+    if QUOTE not in data:
         return False
-    padded = np.concatenate(([ord(NEWLINE)], raw, [ord(NEWLINE)]))
-    before = padded[quotes]
-    after = padded[quotes + 2]
-    edges = np.array([ord(delimiter), ord(NEWLINE), ord("\r"), ord(QUOTE)], dtype=np.uint8)
-    return not bool(np.all(np.isin(before, edges) | np.isin(after, edges)))
+    edges = np.zeros(256, dtype=bool)
+    edges[[ord(delimiter), ord(NEWLINE), ord("\r"), ord(QUOTE)]] = True
+    raw = np.frombuffer(data, dtype=np.uint8)
+    for start, window in _windows(raw):
+        quotes = window == ord(QUOTE)
+        if not quotes.any():
+            continue
+        at_edge = edges[window]
+        stop = start + len(window)
+        # Beyond either end of the data is a line end.
+        edge_before = np.concatenate(([start == 0 or edges[raw[start - 1]]], at_edge[:-1]))
+        edge_after = np.concatenate((at_edge[1:], [stop == len(raw) or edges[raw[stop]]]))
+        if (quotes & ~edge_before & ~edge_after).any():
+            return True
+    return False
 
 
 def _exact_records(data: bytes, delimiter: str, first_line: int) -> list[tuple[int, int]]:

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import os
 import sys
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, UsageError, first_line
 from .atomic import STDIO
 from .csv_blocks import Block, RecordBlocks
-from .limits import DEFAULT_BATCH_ROWS
+from .limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -142,27 +143,46 @@ def open_table(
     delimiter: str = ",",
     batch_size: int = DEFAULT_BATCH_ROWS,
     malformed: MalformedRows = "error",
+    max_columns: int = MAX_COLUMNS,
 ) -> TableReader:
     """Open an input for streaming in chunks of at most `batch_size` rows.
 
     `malformed` says what a CSV record with the wrong number of fields does: raise a
-    `DataError` naming its line, or be collected in its chunk's `malformed` list.
+    `DataError` naming its line, or be collected in its chunk's `malformed` list. An input of
+    more than `max_columns` columns is refused before any row is read.
     """
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    check_limit("--max-columns", max_columns)
     kind = detect_format(path, format, INPUT_FORMATS)
     if kind == "parquet":
-        return _ParquetReader(path, batch_size)
+        return _ParquetReader(path, batch_size, max_columns)
     raw = _open_binary(path)
     stream: IO[bytes] = raw
     if kind == "csv.gz":
         stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     try:
-        return _CsvReader(stream, raw, describe(path), delimiter, batch_size, malformed)
+        return _CsvReader(
+            stream, raw, describe(path), delimiter, batch_size, malformed, max_columns
+        )
     except BaseException:
         if raw is not sys.stdin.buffer:
             raw.close()
         raise
+
+
+def check_limit(flag: str, value: int) -> None:
+    """A limit given on the command line must be a positive whole number."""
+    if value < 1:
+        raise UsageError(f"{flag} must be at least 1 (got {value})")
+
+
+def _check_width(columns: int, limit: int, where: str) -> None:
+    if columns > limit:
+        raise DataError(
+            f"{where}: {columns:,} columns, more than the limit of {limit:,} "
+            "(--max-columns raises it)"
+        )
 
 
 def _open_binary(path: str) -> IO[bytes]:
@@ -196,6 +216,7 @@ class _CsvReader(TableReader):
         delimiter: str,
         batch_size: int,
         malformed: MalformedRows,
+        max_columns: int = MAX_COLUMNS,
     ) -> None:
         import pyarrow as pa
         import pyarrow.csv as pcsv
@@ -212,7 +233,7 @@ class _CsvReader(TableReader):
             )
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{source}: cannot read ({exc})") from exc
-        self.columns = _header_names(self._blocks.header, delimiter, source)
+        self.columns = _header_names(self._blocks.header, delimiter, source, max_columns)
         self.schema = pa.schema([(name, pa.string()) for name in self.columns])
         self._read_options = pcsv.ReadOptions(column_names=self.columns)
         self._convert_options = pcsv.ConvertOptions(
@@ -279,7 +300,9 @@ class _CsvReader(TableReader):
         return table, [], np.arange(table.num_rows)
 
     def _parse_row_by_row(self, block: Block) -> tuple[pa.Table, list[MalformedRow], np.ndarray]:
-        """Parse a block that failed, on one thread so that pyarrow numbers the bad records."""
+        """Parse a block that failed, on one thread so that pyarrow numbers the bad records,
+        and as one piece: pyarrow cuts a block into pieces of 1 MiB to parse them in parallel,
+        and fails on a record that spans more than two of them."""
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
@@ -293,7 +316,9 @@ class _CsvReader(TableReader):
         try:
             table = pcsv.read_csv(
                 pa.py_buffer(block.data),
-                read_options=pcsv.ReadOptions(column_names=self.columns, use_threads=False),
+                read_options=pcsv.ReadOptions(
+                    column_names=self.columns, use_threads=False, block_size=len(block.data) + 1
+                ),
                 parse_options=pcsv.ParseOptions(
                     delimiter=self._delimiter,
                     newlines_in_values=block.has_quotes,
@@ -334,20 +359,25 @@ class _CsvReader(TableReader):
             self._raw.close()
 
 
-def _header_names(header: bytes, delimiter: str, source: str) -> list[str]:
-    if not header.strip():
-        raise DataError(f"{source}: the file is empty (expected a header row)")
-    try:
-        text = header.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{source}, line 1: not UTF-8 text") from exc
-    names = next(csv.reader([text], delimiter=delimiter))
+def _header_names(header: bytes, delimiter: str, source: str, max_columns: int) -> list[str]:
+    names = _header_fields(header, delimiter, source)
+    _check_width(len(names), max_columns, f"{source}, line 1")
     seen: set[str] = set()
     for name in names:
         if name in seen:
             raise DataError(f"{source}, line 1: column '{name}' appears twice in the header")
         seen.add(name)
     return names
+
+
+def _header_fields(header: bytes, delimiter: str, source: str) -> list[str]:
+    if not header.strip():
+        raise DataError(f"{source}: the file is empty (expected a header row)")
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}, line 1: not UTF-8 text") from exc
+    return next(csv.reader([text], delimiter=delimiter))
 
 
 def _line(lines: np.ndarray, number: int | None) -> int | None:
@@ -372,7 +402,7 @@ def _file_size(handle: IO[bytes]) -> int | None:
 
 
 class _ParquetReader(TableReader):
-    def __init__(self, path: str, batch_size: int) -> None:
+    def __init__(self, path: str, batch_size: int, max_columns: int = MAX_COLUMNS) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -386,7 +416,9 @@ class _ParquetReader(TableReader):
             with _file_errors(path):
                 self._file = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+            raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from exc
+        # From the footer, before a column is decoded.
+        _check_width(self._file.metadata.num_columns, max_columns, path)
         self.schema = self._file.schema_arrow
         self.columns = list(self.schema.names)
         self.size = os.path.getsize(path)
@@ -406,18 +438,29 @@ class _ParquetReader(TableReader):
                 yield Chunk(table, self._rows_read)
                 self._rows_read += table.num_rows
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{self.source}: not a readable Parquet file ({exc})") from exc
+            raise DataError(
+                f"{self.source}: not a readable Parquet file ({first_line(exc)})"
+            ) from exc
 
     def close(self) -> None:
         self._file.close()
 
 
-def read_table(path: str) -> pd.DataFrame:
-    """Read a whole CSV (or Parquet, by extension) into a DataFrame; errors name the file."""
+def read_table(path: str, *, max_columns: int = MAX_COLUMNS) -> pd.DataFrame:
+    """Read a whole CSV (or Parquet, by extension) into a DataFrame; errors name the file.
+
+    A table of more than `max_columns` columns is refused before its rows are read.
+    """
+    check_limit("--max-columns", max_columns)
     name = describe(path)
     if path != STDIO and path.lower().endswith(".parquet"):
-        return _read_parquet(path)
-    source: str | IO[bytes] = sys.stdin.buffer if path == STDIO else path
+        return _read_parquet(path, max_columns)
+    source: str | IO[bytes] = path
+    if path == STDIO:
+        source = io.BytesIO(sys.stdin.buffer.read())
+    _check_width(_count_columns(source, name), max_columns, f"{name}, line 1")
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
     try:
         with _file_errors(name):
             frame = pd.read_csv(source, encoding="utf-8-sig")
@@ -432,14 +475,33 @@ def read_table(path: str) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: str) -> pd.DataFrame:
+def _count_columns(source: str | IO[bytes], name: str) -> int:
+    """The columns of a CSV's header row, read without its rows."""
+    with ExitStack() as stack:
+        if isinstance(source, str):
+            with _file_errors(name):
+                source = stack.enter_context(open(source, "rb"))
+            if name.lower().endswith(".gz"):
+                unzipped = gzip.GzipFile(fileobj=source, mode="rb")
+                source = stack.enter_context(unzipped)  # type: ignore[assignment]
+        try:
+            header = RecordBlocks(source, source=name, delimiter=",", block_size=1).header
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{name}: cannot read ({exc})") from exc
+    return len(_header_fields(header, ",", name))
+
+
+def _read_parquet(path: str, max_columns: int) -> pd.DataFrame:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
         with _file_errors(path):
+            with pq.ParquetFile(path) as file:
+                _check_width(file.metadata.num_columns, max_columns, path)
             return pd.read_parquet(path)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+        raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from exc
 
 
 def _parser_reason(exc: Exception) -> str:
