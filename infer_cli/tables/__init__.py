@@ -18,8 +18,8 @@ if TYPE_CHECKING:
         check_delimiter,
         detect_format,
         open_table,
-        read_table,
     )
+    from .whole_table import read_table
     from .writers import TableWriter, open_writer
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
 _SURFACE = {
     "Chunk": "readers",
     "open_table": "readers",
-    "read_table": "readers",
+    "read_table": "whole_table",
     "detect_format": "readers",
     "check_delimiter": "readers",
     "INPUT_FORMATS": "readers",

@@ -1,25 +1,23 @@
-"""Reading tables: streamed in chunks (CSV, gzip CSV, Parquet), or whole for training.
+"""Reading tables streamed in chunks: CSV, gzip CSV and Parquet.
 
 `-` is stdin. `open_table` streams an input as `Chunk`s, each knowing the row and the line
-it starts at; `read_table` reads a whole CSV at once. Writing is `table_writers`', and
-files that appear only once complete are `atomic_files`'.
+it starts at. A whole table at once (for training) is `whole_table`'s, writing is
+`writers`', and files that appear only once complete are `atomic`'s.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import io
 import os
 import sys
 import zlib
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError, UsageError, first_line
 from .atomic import STDIO
@@ -177,7 +175,7 @@ def check_limit(flag: str, value: int) -> None:
         raise UsageError(f"{flag} must be at least 1 (got {value})")
 
 
-def _check_width(columns: int, limit: int, where: str) -> None:
+def check_width(columns: int, limit: int, where: str) -> None:
     if columns > limit:
         raise DataError(
             f"{where}: {columns:,} columns, more than the limit of {limit:,} "
@@ -188,12 +186,12 @@ def _check_width(columns: int, limit: int, where: str) -> None:
 def _open_binary(path: str) -> IO[bytes]:
     if path == STDIO:
         return sys.stdin.buffer
-    with _file_errors(path):
+    with file_errors(path):
         return open(path, "rb")
 
 
 @contextmanager
-def _file_errors(name: str) -> Iterator[None]:
+def file_errors(name: str) -> Iterator[None]:
     """A file that cannot be opened, as the data error a user sees."""
     try:
         yield
@@ -360,8 +358,8 @@ class _CsvReader(TableReader):
 
 
 def _header_names(header: bytes, delimiter: str, source: str, max_columns: int) -> list[str]:
-    names = _header_fields(header, delimiter, source)
-    _check_width(len(names), max_columns, f"{source}, line 1")
+    names = header_fields(header, delimiter, source)
+    check_width(len(names), max_columns, f"{source}, line 1")
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -370,7 +368,7 @@ def _header_names(header: bytes, delimiter: str, source: str, max_columns: int) 
     return names
 
 
-def _header_fields(header: bytes, delimiter: str, source: str) -> list[str]:
+def header_fields(header: bytes, delimiter: str, source: str) -> list[str]:
     if not header.strip():
         raise DataError(f"{source}: the file is empty (expected a header row)")
     try:
@@ -413,12 +411,12 @@ class _ParquetReader(TableReader):
         self.source = path
         self._batch_size = batch_size
         try:
-            with _file_errors(path):
+            with file_errors(path):
                 self._file = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from exc
         # From the footer, before a column is decoded.
-        _check_width(self._file.metadata.num_columns, max_columns, path)
+        check_width(self._file.metadata.num_columns, max_columns, path)
         self.schema = self._file.schema_arrow
         self.columns = list(self.schema.names)
         self.size = os.path.getsize(path)
@@ -444,66 +442,3 @@ class _ParquetReader(TableReader):
 
     def close(self) -> None:
         self._file.close()
-
-
-def read_table(path: str, *, max_columns: int = MAX_COLUMNS) -> pd.DataFrame:
-    """Read a whole CSV (or Parquet, by extension) into a DataFrame; errors name the file.
-
-    A table of more than `max_columns` columns is refused before its rows are read.
-    """
-    check_limit("--max-columns", max_columns)
-    name = describe(path)
-    if path != STDIO and path.lower().endswith(".parquet"):
-        return _read_parquet(path, max_columns)
-    source: str | IO[bytes] = path
-    if path == STDIO:
-        source = io.BytesIO(sys.stdin.buffer.read())
-    _check_width(_count_columns(source, name), max_columns, f"{name}, line 1")
-    if isinstance(source, io.BytesIO):
-        source.seek(0)
-    try:
-        with _file_errors(name):
-            frame = pd.read_csv(source, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{name}: the file is empty (expected a header row)") from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{name}: malformed CSV ({_parser_reason(exc)})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: not UTF-8 text (byte {exc.start})") from exc
-    if frame.empty:
-        raise DataError(f"{name}: has a header but no rows")
-    return frame
-
-
-def _count_columns(source: str | IO[bytes], name: str) -> int:
-    """The columns of a CSV's header row, read without its rows."""
-    with ExitStack() as stack:
-        if isinstance(source, str):
-            with _file_errors(name):
-                source = stack.enter_context(open(source, "rb"))
-            if name.lower().endswith(".gz"):
-                unzipped = gzip.GzipFile(fileobj=source, mode="rb")
-                source = stack.enter_context(unzipped)  # type: ignore[assignment]
-        try:
-            header = RecordBlocks(source, source=name, delimiter=",", block_size=1).header
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{name}: cannot read ({exc})") from exc
-    return len(_header_fields(header, ",", name))
-
-
-def _read_parquet(path: str, max_columns: int) -> pd.DataFrame:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        with _file_errors(path):
-            with pq.ParquetFile(path) as file:
-                _check_width(file.metadata.num_columns, max_columns, path)
-            return pd.read_parquet(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from exc
-
-
-def _parser_reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0]
-    return text.removeprefix("Error tokenizing data. C error: ")

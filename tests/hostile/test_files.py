@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .limited import run_limited
 from conftest import run_infer_cli
-from limited import run_limited
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,note\n"
 ROW = "5.1,3.5,1.4,0.2,{note}\n"
