@@ -529,7 +529,7 @@ def serve(
     with quick_start() as loaded:
         from rich.console import Console
 
-        from .core import is_model_uri, model_reference, resolve_trust_types
+        from .core import is_registry_uri, model_reference, resolve_model_path, resolve_trust_types
         from .report import render_banner, render_summary
         from .serve import ServeConfig, ServeOptions
         from .serve import serve as run
@@ -547,10 +547,12 @@ def serve(
             access_log=access_log and not quiet,
         )
         reference = model_reference(model)
+        registered = is_registry_uri(reference)
+        path = Path(reference) if registered else resolve_model_path(reference)
         config = ServeConfig(
-            Path(reference), host, port, workers, reload, options,
+            path, host, port, workers, reload, options,
             trust_types=resolve_trust_types(_names(trust_types)),
-            model_uri=reference if is_model_uri(reference) else None,
+            model_uri=reference if registered else None,
             tracking_uri=tracking_uri, reload_interval=reload_interval,
         )  # fmt: skip
 

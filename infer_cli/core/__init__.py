@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .card import Inspection, ModelCard
     from .metrics import classification_metrics, regression_metrics
     from .model import Model, Predictions
-    from .model_uri import RegistryFacts, is_model_uri, lookup_model_uri
+    from .model_uri import RegistryFacts, is_model_uri, is_registry_uri, lookup_model_uri
     from .serialization import UntrustedTypes
     from .signature import Column, Signature
     from .store import (
@@ -41,6 +41,7 @@ __all__ = [
     "classification_metrics",
     "inspect_model",
     "is_model_uri",
+    "is_registry_uri",
     "load_model",
     "lookup_model_uri",
     "model_reference",
@@ -67,6 +68,7 @@ _SURFACE = {
     "resolve_trust_types": "store",
     "MODEL_FILES": "store",
     "is_model_uri": "model_uri",
+    "is_registry_uri": "model_uri",
     "lookup_model_uri": "model_uri",
     "RegistryFacts": "model_uri",
     "UntrustedTypes": "serialization",

@@ -119,6 +119,11 @@ def is_model_uri(text: str) -> bool:
     return _scheme_of(text) in _URI_SCHEMES
 
 
+def is_registry_uri(text: str) -> bool:
+    """Whether `-m` names a model that a store resolves (not a `file:` path)."""
+    return is_model_uri(text) and _scheme_of(text) != "file"
+
+
 def parse_model_uri(text: str) -> ModelUri:
     """Parse a model URI as MLflow does; a malformed one is a usage error naming the forms."""
     scheme = _scheme_of(text)

@@ -37,7 +37,7 @@ from .card import (
     version_notices,
 )
 from .model import Model
-from .model_uri import RegistryFacts, is_model_uri, resolve_model_uri
+from .model_uri import RegistryFacts, is_model_uri, is_registry_uri, resolve_model_uri
 from .serialization import (
     UntrustedTypes,
     describe,
@@ -58,8 +58,12 @@ BARE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
-    """The model a command uses: `-m`, else $INFER_CLI_MODEL, else ./model."""
-    return Path(model_reference(path))
+    """The model a command uses: `-m`, else $INFER_CLI_MODEL, else ./model; a `file:` URI
+    is the path it names."""
+    reference = model_reference(path)
+    if is_model_uri(reference) and not is_registry_uri(reference):
+        return resolve_model_uri(reference).directory
+    return Path(reference)
 
 
 def model_reference(path: str | os.PathLike[str] | None) -> str:

@@ -27,7 +27,7 @@ from mlflow_stores import (
 
 from infer_cli.core.model_cache import CACHE_ENV_VAR
 from infer_cli.core.model_uri import lookup_model_uri, parse_model_uri, resolve_model_uri
-from infer_cli.core.store import inspect_model, load_model
+from infer_cli.core.store import inspect_model, load_model, resolve_model_path
 from infer_cli.errors import ModelError, UsageError
 
 from conftest import run_infer_cli
@@ -502,6 +502,8 @@ def test_file_uris_and_proxied_artifact_locations_name_a_model_too(
     directory = resolve_model_uri("models:/iris/2", file_store.tracking_uri).directory
     expected = list(load_model(directory).predict(features).values)
     by_file_uri = load_model(directory.as_uri())
+    # serve watches a file URI's directory as it watches a path.
+    assert resolve_model_path(directory.as_uri()) == directory
     assert by_file_uri.path == directory and "registry" not in by_file_uri.card.source
     assert list(by_file_uri.predict(features).values) == expected
     monkeypatch.setenv("INFER_CLI_MODEL", f"models:/{file_store.models['v2']}")
