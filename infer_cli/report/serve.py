@@ -46,6 +46,13 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         ("ready in", f"{seconds:.2f} s"),
     ]
     console.print(key_value_table(f"Serving {model.path}", rows, justify="left"))
+    if not config.loopback_only:
+        console.print(
+            f"[yellow]warning:[/] listening on {config.host or 'every interface'} with no auth "
+            "token: anyone who can reach this port can use the model. Bind 127.0.0.1 behind a "
+            "proxy that authenticates clients, or keep the port closed to other machines.",
+            soft_wrap=True,
+        )
     for notice in model.notices:
         console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
 

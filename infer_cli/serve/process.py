@@ -9,9 +9,11 @@ passes a check; SIGTERM and Ctrl-C stop accepting, finish what is in flight, and
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -61,10 +63,33 @@ class ServeConfig:
     def model(self) -> str | Path:
         return self.model_uri or self.model_path
 
+    @property
+    def loopback_only(self) -> bool:
+        """The server listens where only this machine can reach it: 127.0.0.0/8, ::1, or a
+        name that resolves to nothing else. An address that cannot be told counts as open."""
+        return is_loopback(self.host)
+
     def load(self) -> Model:
         from ..core.store import load_model
 
         return load_model(self.model, trust_types=self.trust_types, tracking_uri=self.tracking_uri)
+
+
+def is_loopback(host: str) -> bool:
+    """`host` is, or resolves only to, loopback addresses."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    if not host:
+        return False  # every interface
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(found) and all(
+        ipaddress.ip_address(str(address[4][0]).split("%")[0]).is_loopback for address in found
+    )
 
 
 @dataclass

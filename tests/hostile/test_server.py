@@ -23,14 +23,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 from sklearn.linear_model import LogisticRegression
 
 from infer_cli.core.card import ModelCard
 from infer_cli.core.model import Model
 from infer_cli.core.signature import Column, Signature
 from infer_cli.core.store import load_model
+from infer_cli.report.serve import render_banner
 from infer_cli.serve import routes
 from infer_cli.serve.access_log import log
+from infer_cli.serve.process import ServeConfig
 from infer_cli.serve.routes import App, ServeOptions
 
 from conftest import COLUMNS, Server, make_server
@@ -737,3 +740,29 @@ def test_a_small_request_is_answered_between_the_parts_of_a_large_one(
     assert 1 in gate.calls[: parts_let_through + 1]
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("127.0.0.1", False),
+        ("127.0.0.2", False),
+        ("::1", False),
+        ("localhost", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("", True),
+        ("192.168.1.20", True),
+    ],
+)
+def test_serving_beyond_loopback_without_a_token_is_warned_about(
+    numeric_model: Path, host: str, warned: bool
+) -> None:
+    # The banner is rendered without binding: a test listens on loopback only.
+    output = io.StringIO()
+    config = ServeConfig(numeric_model, host=host, port=5000)
+    render_banner(Console(file=output, width=200), load_model(numeric_model), config, 1.0)
+    text = output.getvalue()
+    assert ("warning: listening on" in text) is warned
+    if warned:
+        assert f"listening on {host or 'every interface'} with no auth token" in text
