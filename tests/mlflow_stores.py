@@ -123,6 +123,8 @@ class _ServerProcess:
             "MLFLOW_AUTH_CONFIG_PATH": str(self.root / "auth.ini"),
             "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "infer-cli-tests",
+            # Its background job runner (a queue and its consumers) is not used here.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         command = [
             sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
@@ -132,7 +134,8 @@ class _ServerProcess:
         ]  # fmt: skip
         with open(self.root / "server.log", "wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
+                [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *command],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
                 start_new_session=True,
             )  # fmt: skip
         self.url = f"http://127.0.0.1:{port}"
@@ -150,6 +153,18 @@ class _ServerProcess:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+# Runs the server as its child and, should the tests' process die without stopping it (a
+# SIGKILL, a CI time limit), stops the server's whole process group instead of leaving it.
+_WATCHDOG = """
+import os, signal, subprocess, sys, time
+tests, command = int(sys.argv[1]), sys.argv[2:]
+server = subprocess.Popen(command)
+while server.poll() is None:
+    if os.getppid() != tests:
+        os.killpg(0, signal.SIGKILL)
+    time.sleep(0.5)
+sys.exit(server.returncode)
+"""
 _SERVER = _ServerProcess()
 
 
