@@ -73,6 +73,15 @@ MaxColumnsOption = Annotated[
         help="Refuse a table of more columns than this (exit code 3), before reading its rows.",
     ),
 ]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="The training profile to judge input by. "
+        "[default: profile.json beside the model, else the one in its card]",
+        show_default=False,
+    ),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
@@ -273,6 +282,26 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    fail_on_drift: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-on-drift",
+            metavar="PSI",
+            min=0,
+            help="Exit with code 5, the output still complete, when a column's or the "
+            "predictions' PSI against the training profile exceeds this (0.25: a shift).",
+            show_default=False,
+        ),
+    ] = None,
+    drift_report: Annotated[
+        str | None,
+        typer.Option(
+            "--drift-report",
+            help="Also write an HTML page of the drift: a chart per drifting column.",
+            show_default=False,
+        ),
+    ] = None,
+    profile: ProfileOption = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -298,8 +327,14 @@ def predict(
 ) -> None:
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
     from .batch import PredictRun, ScoringOptions, run_predict
-    from .errors import UsageError
-    from .report import predict_progress, render_notices, render_predict_summary, stderr_console
+    from .errors import DriftDetected, UsageError
+    from .report import (
+        predict_progress,
+        render_notices,
+        render_predict_summary,
+        stderr_console,
+        write_drift_report,
+    )
     from .tables import check_delimiter
 
     _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
@@ -322,15 +357,53 @@ def predict(
     )
     console = stderr_console(quiet)
     run = PredictRun(
-        options, model, _names(trust_types), engine, scheduler, summary_json, tracking_uri
-    )
+        options, model, _names(trust_types), engine, scheduler, summary_json, tracking_uri,
+        profile, fail_on_drift, drift_report,
+    )  # fmt: skip
     report, figures = run_predict(
         run,
         on_loaded=lambda loaded: render_notices(console, loaded.notices),
         progress=lambda: predict_progress(console),
     )
     render_notices(console, report.notices)
+    if drift_report:
+        write_drift_report(drift_report, figures)
     render_predict_summary(console, figures)
+    if figures["exit_code"] == ExitCode.DRIFT:
+        raise DriftDetected(figures["error"])
+
+
+@app.command()
+@reporting_errors
+def profile(
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="The model's training data: CSV or Parquet.")
+    ],
+    model: ModelOption = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Where to write it. [default: profile.json in the model's directory, "
+            "NAME.profile.json beside a bare file]",
+            show_default=False,
+        ),
+    ] = None,
+    tracking_uri: TrackingUriOption = None,
+    trust_types: TrustTypesOption = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Add a training profile to a model that has none, so predict and serve check drift."""
+    from .batch import write_training_profile
+    from .report import render_notices, render_profile_written, stderr_console
+
+    console = stderr_console(quiet)
+    written = write_training_profile(
+        model, input, profile, trust_types=_names(trust_types), tracking_uri=tracking_uri
+    )
+    render_notices(console, written.model.notices)
+    render_profile_written(console, written)
 
 
 JsonOption = Annotated[

@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     DATA = 3
     MODEL = 4
+    DRIFT = 5
+    """The output is complete, but the input drifted past `predict --fail-on-drift`."""
     INTERRUPTED = 130
 
 
@@ -100,6 +102,14 @@ class ModelError(InferError):
     exit_code = ExitCode.MODEL
     http_status = 500
     error_code = "INTERNAL_ERROR"
+
+
+class DriftDetected(InferError):
+    """Input that has moved away from the training data past the limit a run was given.
+    Raised once the run is complete: its output is written, its summary shown."""
+
+    exit_code = ExitCode.DRIFT
+    error_code = "DRIFT"
 
 
 def first_line(exc: BaseException) -> str:

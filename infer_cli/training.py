@@ -16,6 +16,7 @@ import pandas as pd
 
 from .core.card import EXAMPLE_ROWS, ModelCard
 from .core.metrics import classification_metrics, regression_metrics
+from .core.profiling import profile_rows
 from .core.signature import Column, ColumnType, Signature
 from .errors import DataError, UsageError
 
@@ -128,6 +129,7 @@ def train(frame: pd.DataFrame, options: TrainOptions) -> TrainResult:
             "fit_seconds": round(fit_seconds, 4),
         },
         example=_example_rows(features, signature),
+        profile=profile_rows(signature, x_train, pipeline.predict(x_train), classes).to_dict(),
     )
     return TrainResult(
         estimator=pipeline,

@@ -10,6 +10,7 @@ from .. import lazy_surface
 if TYPE_CHECKING:
     from .dask_engine import DaskScoring, find_partitions, require_dask
     from .evaluation import Evaluation, evaluate, read_labelled
+    from .profiling import ProfileWritten, write_training_profile
     from .run import PredictRun, predict_figures, run_predict
     from .scoring import BatchScoring, ScoringOptions, ScoringReport
 
@@ -18,6 +19,7 @@ __all__ = [
     "DaskScoring",
     "Evaluation",
     "PredictRun",
+    "ProfileWritten",
     "ScoringOptions",
     "ScoringReport",
     "evaluate",
@@ -26,6 +28,7 @@ __all__ = [
     "read_labelled",
     "require_dask",
     "run_predict",
+    "write_training_profile",
 ]
 # Where each name of the surface lives.
 _SURFACE = {
@@ -41,5 +44,7 @@ _SURFACE = {
     "PredictRun": "run",
     "run_predict": "run",
     "predict_figures": "run",
+    "ProfileWritten": "profiling",
+    "write_training_profile": "profiling",
 }
 __getattr__ = lazy_surface(__name__, _SURFACE)

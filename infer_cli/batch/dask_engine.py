@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.drift import DriftCounts, ProfileBins
 from ..core.model import Model
 from ..errors import DataError, UsageError
 from ..tables.atomic import STDIO, current_umask
@@ -147,13 +148,13 @@ def _remove_staging(staging: Path) -> None:
 
 
 def score_partition(
-    partition: Partition, *, model: Model, options: ScoringOptions
+    partition: Partition, *, model: Model, options: ScoringOptions, drift: ProfileBins | None = None
 ) -> ScoringReport:
     """Run on a worker: score one input file into its part files."""
     chosen = replace(
         options, input=partition.input, output=partition.output, rejects=partition.rejects
     )
-    return BatchScoring(model, chosen).run()
+    return BatchScoring(model, chosen, drift).run()
 
 
 class DaskScoring:
@@ -163,11 +164,18 @@ class DaskScoring:
     worker per core is started for the run and stopped after it.
     """
 
-    def __init__(self, model: Model, options: ScoringOptions, scheduler: str | None = None):
+    def __init__(
+        self,
+        model: Model,
+        options: ScoringOptions,
+        scheduler: str | None = None,
+        drift: ProfileBins | None = None,
+    ):
         self.model = model
         self.options = options
         self.scheduler = scheduler
-        self.report = DaskReport()
+        self.drift = drift
+        self.report = DaskReport(drift=DriftCounts.empty(drift) if drift else None)
 
     def run(self, progress: Progress | None = None) -> DaskReport:
         require_dask()
@@ -202,7 +210,12 @@ class DaskScoring:
             # Once to every worker, rather than once per partition.
             model = client.scatter(self.model, broadcast=True)
             futures = client.map(
-                score_partition, partitions, model=model, options=options, pure=False
+                score_partition,
+                partitions,
+                model=model,
+                options=options,
+                drift=self.drift,
+                pure=False,
             )
             try:
                 for future in as_completed(futures):
@@ -272,6 +285,8 @@ class DaskScoring:
         report.predict_seconds += part.predict_seconds
         report.write_seconds += part.write_seconds
         report.notices.extend(n for n in part.notices if n not in report.notices)
+        if report.drift is not None and part.drift is not None:
+            report.drift.merge(part.drift)
 
 
 def _part_name(index: int, kind: str) -> str:

@@ -14,6 +14,7 @@ from ..errors import ExitCode, InferError, UsageError
 from ..tables import refuse_aliases, write_json
 from ..timing import Stopwatch, peak_memory_mb
 from .dask_engine import DaskScoring, find_partitions, require_dask
+from .drift import drift_check, drift_figures
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 
 
@@ -85,6 +86,12 @@ class PredictRun:
     """Where the figures are also written, even when the run fails."""
     tracking_uri: str | None = None
     """The MLflow store a model URI is resolved in."""
+    profile: str | None = None
+    """The training profile to judge the input by, when not the model's own."""
+    fail_on_drift: float | None = None
+    """Exit with the drift code, the output complete, when a PSI exceeds this."""
+    drift_report: str | None = None
+    """Where the caller writes the drift's HTML page: checked with the other outputs."""
 
 
 ProgressScope = Callable[[], AbstractContextManager[Progress | None]]
@@ -110,7 +117,7 @@ def run_predict(
     refuse_aliases(
         [("--input", name) for name in inputs],
         [("--output", options.output), ("--rejects", options.rejects),
-         ("--summary-json", run.summary_json)],
+         ("--summary-json", run.summary_json), ("--drift-report", run.drift_report)],
         inside=[] if by_uri else [("--model", resolve_model_path(run.model))],
     )  # fmt: skip
     paths: dict[str, Any] = {
@@ -133,11 +140,13 @@ def run_predict(
             if "registry" in model.card.source:
                 # A cron job's log says which version scored the file, not only the alias.
                 paths["model_version"] = model.card.source["registry"]["version"]
+            check = drift_check(model, run.profile, run.fail_on_drift)
             on_loaded(model)
+            bins = check.bins if check else None
             if run.engine == "dask":
-                job = DaskScoring(model, run.options, run.scheduler)
+                job = DaskScoring(model, run.options, run.scheduler, bins)
             else:
-                job = BatchScoring(model, run.options)
+                job = BatchScoring(model, run.options, bins)
             with progress() as on_progress:
                 report = job.run(on_progress)
     except BaseException as exc:
@@ -154,6 +163,7 @@ def run_predict(
     figures = predict_figures(
         report, model_load=stopwatch.phases["model load"], wall=stopwatch.elapsed(), paths=paths
     )
+    figures.update(drift_figures(check, report.drift))
     if run.summary_json:
         write_json(run.summary_json, figures)
     return report, figures

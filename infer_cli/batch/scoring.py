@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core.drift import DriftCounts, ProfileBins
 from ..core.model import Model, Predictions
+from ..core.profiling import model_columns
 from ..core.signature import NUMERIC_TYPES, Signature
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.atomic import STDIO, atomic_output
@@ -82,6 +84,8 @@ class ScoringReport:
     predict_seconds: float = 0.0
     write_seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
+    drift: DriftCounts | None = None
+    """The scored rows counted into the training profile's bins, when there is one."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,13 @@ class _Scored:
 class BatchScoring:
     """One run of batch scoring; `report` holds its figures, also after a failure."""
 
-    def __init__(self, model: Model, options: ScoringOptions) -> None:
+    def __init__(
+        self, model: Model, options: ScoringOptions, drift: ProfileBins | None = None
+    ) -> None:
         self.model = model
         self.options = options
-        self.report = ScoringReport()
+        self.report = ScoringReport(drift=DriftCounts.empty(drift) if drift else None)
+        self._drift_bins = drift
         self._reader: TableReader | None = None
         self._plan: _Plan | None = None
 
@@ -282,6 +289,9 @@ class BatchScoring:
             import pyarrow as pa
 
             kept = kept.filter(pa.array(good))
+        if self._drift_bins is not None and self.report.drift is not None:
+            columns = model_columns(self.model.signature, frame)
+            self.report.drift.observe(self._drift_bins, columns, predictions.values, len(frame))
         output = self._output(kept, frame, predictions)
         return _Scored(rows_read, output, self._rejects(chunk, refused))
 

@@ -46,6 +46,8 @@ class ModelCard:
     trusted_types: list[str] = field(default_factory=list)
     # Where the model came from when infer-cli did not train it (an MLflow run, say).
     source: dict[str, Any] = field(default_factory=dict)
+    # The training rows' profile (`profile.Profile.to_dict`), which later input is judged by.
+    profile: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class ModelCard:
             "model_file": self.model_file,
             "trusted_types": self.trusted_types,
             "source": self.source,
+            "profile": self.profile,
         }
 
     @classmethod
@@ -84,6 +87,7 @@ class ModelCard:
             model_file=str(data.get("model_file", MODEL_FILE)),
             trusted_types=[str(name) for name in data.get("trusted_types", [])],
             source=dict(data.get("source", {})),
+            profile=data.get("profile"),
         )
 
 

@@ -38,6 +38,7 @@ from .card import (
 )
 from .model import Model
 from .model_uri import RegistryFacts, is_model_uri, is_registry_uri, resolve_model_uri
+from .profiling import PROFILE_FILE
 from .serialization import (
     UntrustedTypes,
     describe,
@@ -149,7 +150,8 @@ def check_model_destination(directory: str | os.PathLike[str]) -> None:
         entries = sorted(target.iterdir())
     except OSError as exc:
         raise UsageError(f"{where}: cannot list it ({exc.strerror})") from None
-    allowed = {CARD_FILE, *MODEL_FILES.values()}
+    # The profile `infer-cli profile` adds describes the model replaced: it goes with it.
+    allowed = {CARD_FILE, PROFILE_FILE, *MODEL_FILES.values()}
     others = [
         entry.name
         for entry in entries

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from .console import count, key_value_table, seconds
+from .drift import render_drift
 
 
 def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
@@ -43,6 +44,7 @@ def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
     console.print(key_value_table("Scored", rows))
     if figures["rows_rejected"] and figures.get("rejects"):
         console.print(f"[yellow]rejected rows written to[/] {figures['rejects']}")
+    render_drift(console, figures.get("drift"))
 
 
 @contextmanager
