@@ -37,7 +37,7 @@ def build(workdir: Path, model_name: str) -> dict[str, Path]:
     from infer_cli.training import TrainOptions, train
 
     frame = pd.read_csv(SAMPLE)
-    result = train(frame, TrainOptions(target="churned", model=model_name))
+    result = train(frame, TrainOptions(target="churned", algorithm=model_name))
     features = frame.drop(columns=["churned"])
     signature = infer_signature(features, result.estimator.predict(features))
     paths: dict[str, Path] = {}

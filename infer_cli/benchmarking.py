@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .core.model import Model
+from .core.store import load_model
+from .errors import UsageError
 from .loadgen import LoadResult, Target, run_load
+from .tables.whole_table import read_table
 
 BATCH_SIZES = (1, 10, 100, 1_000, 10_000, 100_000)
 CONCURRENCY_LEVELS = (1, 4, 16, 64)
@@ -71,6 +74,34 @@ class BenchReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def bench_model(
+    model: str | None,
+    input: str | None = None,
+    *,
+    max_batch: int,
+    seconds: float,
+    url: str | None = None,
+    levels: tuple[int, ...] = CONCURRENCY_LEVELS,
+    trust_types: list[str] | None = None,
+    tracking_uri: str | None = None,
+    on_loaded: Callable[[Model], None] = lambda _: None,
+    on_progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """The `bench` command: check the options, load the model and the rows (from `input`,
+    else the model's own), and measure."""
+    if url:
+        Target.parse(url, "/invocations")
+        if not levels or min(levels) < 1:
+            raise UsageError("--concurrency must be positive whole numbers")
+    loaded = load_model(model, trust_types=trust_types, tracking_uri=tracking_uri)
+    on_loaded(loaded)
+    table = read_table(input) if input else None
+    return run_bench(
+        loaded, table, table_name=input, max_batch=max_batch, seconds=seconds,
+        url=url, levels=levels, on_progress=on_progress,
+    )  # fmt: skip
 
 
 def run_bench(

@@ -1,96 +1,239 @@
-"""The command line: options, help text, and the one place errors become exit codes.
+"""The command line: options, help with examples, and the one place where errors, usage
+errors included, become an exit code and one line on stderr.
 
-Heavy libraries (pandas, scikit-learn) are imported inside the commands, so that
-`infer-cli --help` answers at once.
+Each command declares its options and calls one engine. Heavy libraries (pandas,
+scikit-learn) are imported inside the commands, so that `infer-cli --help` answers at once.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer._click import exceptions as click_errors
+from typer.core import TyperGroup
 
 from . import __version__
-from .errors import ExitCode, InferError
-from .tables import DEFAULT_BATCH_ROWS, MAX_COLUMNS
-
-app = typer.Typer(
-    name="infer-cli",
-    help="Train, score and serve scikit-learn models from the command line.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+from .choices import (
+    ALGORITHMS,
+    BAD_ROWS,
+    ENGINES,
+    INPUT_FORMATS,
+    MODEL_FORMATS,
+    OUTPUT_FORMATS,
+    TASKS,
+    Algorithm,
+    BadRows,
+    Engine,
+    InputFormat,
+    ModelFormat,
+    OutputFormat,
+    Task,
+    listed,
 )
+from .errors import ExitCode, InferError, UsageError
+from .tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 # Commands whose process has nothing left to clean up once they succeed (see `main`).
 QUICK_EXIT_COMMANDS = frozenset({"predict"})
 
+
+class _Commands(TyperGroup):
+    """The command group, whose usage errors (an unknown option, a missing value) are one
+    line on stderr like every other error, with click's suggestion kept in it."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, False, windows_expand_args, **extra
+        )
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            print(f"infer-cli: error: {_usage_message(exc)}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _usage_message(exc: click_errors.ClickException) -> str:
+    """Click's message on one line, in the voice of the others: 'no such option: --thresold
+    (did you mean --threshold?)'."""
+    if isinstance(exc, click_errors.NoSuchOption):
+        return _no_such_option(exc)
+    text = exc.format_message().replace("Value error, ", "")
+    # Typer's own wording for a value of the wrong type.
+    text = re.sub(r"Input should be a valid integer.*", "expected a whole number", text)
+    text = re.sub(r"Input should be a valid number.*", "expected a number", text)
+    text = re.sub(r"\. Did you mean (.*)\?$", r" (did you mean \1?)", text)
+    return (text[:1].lower() + text[1:]).rstrip(".")
+
+
+def _no_such_option(exc: click_errors.NoSuchOption) -> str:
+    command = exc.ctx.command if exc.ctx is not None else None
+    message = f"no such option: {exc.option_name}"
+    if command is not None and exc.ctx is not None and exc.ctx.parent is not None:
+        message = f"{exc.ctx.info_name} has no option {exc.option_name}"
+        group = exc.ctx.parent.command
+        others = [
+            name
+            for name, other in getattr(group, "commands", {}).items()
+            if any(exc.option_name in param.opts for param in other.params)
+        ]
+        if others:
+            verb = "takes" if len(others) == 1 else "take"
+            return f"{message} ({' and '.join(sorted(others))} {verb} it)"
+    # difflib finds --help close to any option that starts with two dashes.
+    likely = [name for name in exc.possibilities or () if name not in ("--help", "-h")]
+    if likely:
+        return f"{message} (did you mean {' or '.join(likely)}?)"
+    return message
+
+
+app = typer.Typer(
+    name="infer-cli",
+    help="Train, score and serve scikit-learn models from the command line.",
+    cls=_Commands,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
+    epilog="""Examples:
+
+\b
+  infer-cli train -i sample_data/iris.csv --target species -o iris
+  infer-cli predict -m iris -i sample_data/iris_new.csv -o scored.csv
+  infer-cli serve -m iris --port 5000
+
+`infer-cli COMMAND --help` shows each command's options and examples.""",
+)
+
+
+def _examples(*lines: str) -> str:
+    """A help page's Examples block, its lines kept as written."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _option(
+    names: str,
+    metavar: str | None,
+    help: str,
+    *,
+    default: str | None = None,
+    at_least: float | None = None,
+    **settings: Any,
+) -> Any:
+    """An option: its names (space-separated), the metavar that names its value (None for a
+    flag), its help, and the default in words where the value itself would mislead."""
+    if default is not None:
+        help = f"{help}  [default: {default}]"
+        settings["show_default"] = False
+    if at_least is not None:
+        settings["callback"] = _at_least(at_least)
+    return typer.Option(*names.split(), metavar=metavar, help=help, **settings)
+
+
+def _at_least(floor: float) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is not None and value < floor:
+            raise typer.BadParameter(f"must be at least {floor:g} (got {value:g})")
+        return value
+
+    return check
+
+
+def _positive(value: Any) -> Any:
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be more than 0 (got {value:g})")
+    return value
+
+
 ModelOption = Annotated[
     str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        # Square brackets in help text are rich markup: the default goes in show_default.
-        help="Model directory, a bare .joblib/.pkl file, or an MLflow model URI: "
-        "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/STAGE, models:/NAME/latest, "
-        "models:/MODEL_ID, runs:/RUN_ID/PATH.",
-        show_default="$INFER_CLI_MODEL or ./model",
+    _option(
+        "--model -m",
+        "PATH",
+        "Model directory, bare .joblib/.pkl file, or MLflow model URI (models:/NAME/VERSION, "
+        "models:/NAME@ALIAS, models:/NAME/STAGE, models:/NAME/latest, models:/MODEL_ID, "
+        "runs:/RUN_ID/PATH).",
+        default="$INFER_CLI_MODEL, else ./model",
     ),
 ]
 TrackingUriOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         "--tracking-uri",
-        help="The MLflow store a models:/ or runs:/ URI is resolved in: sqlite:///PATH, a "
-        "file store directory, or a tracking server's http(s):// URL. "
-        "[default: $MLFLOW_TRACKING_URI, else ./mlruns if it holds runs, else sqlite:///mlflow.db]",
-        show_default=False,
+        "URI",
+        "The MLflow store a models:/ or runs:/ URI is resolved in: sqlite:///PATH, a file "
+        "store directory, or a tracking server's http(s):// URL.",
+        default="$MLFLOW_TRACKING_URI, else ./mlruns if it holds runs, else sqlite:///mlflow.db",
     ),
 ]
 TrustTypesOption = Annotated[
-    str | None,
-    typer.Option(
+    list[str] | None,
+    _option(
         "--trust-types",
-        help=(
-            "Also load these types from a skops model, comma-separated: only for a model "
-            "whose source you trust. [default: $INFER_CLI_TRUST_TYPES]"
-        ),
-        show_default=False,
+        "TYPES",
+        "Also load these types from a skops model, separated by commas (repeatable): only "
+        "for a model whose source you trust.",
+        default="$INFER_CLI_TRUST_TYPES",
+    ),
+]
+InputFormatOption = Annotated[
+    InputFormat | None,
+    _option(
+        "--input-format",
+        listed(INPUT_FORMATS),
+        "Format of the input.",
+        default="from its extension; csv for stdin",
+    ),
+]
+DelimiterOption = Annotated[
+    str,
+    _option(
+        "--delimiter", "CHAR", "CSV field separator (\\t or tab for a tab).", default="a comma"
     ),
 ]
 MaxColumnsOption = Annotated[
     int,
-    typer.Option(
+    _option(
         "--max-columns",
-        help="Refuse a table of more columns than this (exit code 3), before reading its rows.",
+        "N",
+        "Refuse a table of more columns than this (exit code 3), before reading its rows.",
+        at_least=1,
     ),
 ]
 ProfileOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         "--profile",
-        help="The training profile to judge input by. "
-        "[default: profile.json beside the model, else the one in its card]",
-        show_default=False,
+        "FILE",
+        "The training profile to judge input by.",
+        default="profile.json beside the model, else the one in its card",
     ),
 ]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-
-
-def _fail(message: str, code: int, debug: bool) -> typer.Exit:
-    if debug:
-        traceback.print_exc()
-    print(f"infer-cli: error: {message}", file=sys.stderr)
-    return typer.Exit(code)
+JsonOption = Annotated[bool, _option("--json", None, "Print the report as JSON on stdout.")]
+DebugOption = Annotated[bool, _option("--debug", None, "Show the traceback of an error.")]
+QuietOption = Annotated[bool, _option("--quiet -q", None, "Print nothing but errors.")]
 
 
 def reporting_errors(command: Command) -> Command:
@@ -121,6 +264,13 @@ def reporting_errors(command: Command) -> Command:
     return run  # type: ignore[return-value]
 
 
+def _fail(message: str, code: int, debug: bool) -> typer.Exit:
+    if debug:
+        traceback.print_exc()
+    print(f"infer-cli: error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"infer-cli {__version__}")
@@ -130,193 +280,199 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     """Train, score and serve scikit-learn models from the command line."""
 
 
-@app.command()
+@app.command(
+    short_help="Train a Pipeline on a table; save it with its metrics.",
+    epilog=_examples(
+        "infer-cli train -i sample_data/churn.csv --target churned",
+        "infer-cli train -i sample_data/housing.csv --target price -o housing \\",
+        "                --algorithm gbm --format skops",
+        "infer-cli train -i sample_data/reviews.csv --target sentiment \\",
+        "                --text-column review --ignore review_id",
+    ),
+)
 @reporting_errors
 def train(
-    input: Annotated[str, typer.Option("--input", "-i", help="Training CSV (- for stdin).")],
-    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="Directory to save the model in.")
-    ] = "model",
-    model: Annotated[
-        str, typer.Option("--model", help="auto, logistic, forest, gbm, linear or ridge.")
+    input: Annotated[str, _option("--input -i", "FILE", "Training table (- for stdin).")],
+    target: Annotated[str, _option("--target -t", "COL", "Column to predict.")],
+    output: Annotated[str, _option("--output -o", "DIR", "Directory to save the model in.")] = (
+        "model"
+    ),
+    algorithm: Annotated[
+        Algorithm,
+        _option(
+            "--algorithm",
+            listed(ALGORITHMS),
+            "auto: logistic regression for classification, ridge for regression.",
+        ),
     ] = "auto",
+    old_algorithm: Annotated[Algorithm | None, _option("--model", None, "", hidden=True)] = None,
     task: Annotated[
-        str, typer.Option("--task", help="auto, classification or regression.")
+        Task, _option("--task", listed(TASKS), "auto: decided from the target's values.")
     ] = "auto",
     test_size: Annotated[
-        float, typer.Option("--test-size", help="Share of rows held out for the metrics.")
+        float, _option("--test-size", "SHARE", "Share of rows held out for the metrics (0-1).")
     ] = 0.2,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed for the split.")] = 0,
+    seed: Annotated[int, _option("--seed", "N", "Random seed for the split.")] = 0,
     text_column: Annotated[
         list[str] | None,
-        typer.Option("--text-column", help="Treat this column as free text (repeatable)."),
+        _option("--text-column", "COLS", "Columns to treat as free text, separated by commas."),
     ] = None,
     ignore: Annotated[
         list[str] | None,
-        typer.Option("--ignore", help="Leave these columns out of the model (comma-separated)."),
+        _option("--ignore", "COLS", "Columns to leave out of the model, separated by commas."),
     ] = None,
     file_format: Annotated[
-        str,
-        typer.Option(
-            "--format", help="Model file: joblib, or skops (cannot run code when loaded)."
+        ModelFormat,
+        _option(
+            "--format",
+            listed(MODEL_FORMATS),
+            "Model file: joblib, or skops (cannot run code when loaded).",
         ),
     ] = "joblib",
     max_columns: MaxColumnsOption = MAX_COLUMNS,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Train a scikit-learn Pipeline on a CSV and save it with its metrics."""
-    from .core import MODEL_FILES, check_model_destination, save_model
-    from .errors import UsageError
+    """Train a scikit-learn Pipeline on a table and save it with its metrics."""
     from .report import render_notices, render_train_report, stderr_console
-    from .tables import read_table
-    from .timing import Stopwatch
-    from .training import MODEL_CHOICES, TASK_CHOICES, TrainOptions
-    from .training import train as fit
+    from .training import TrainOptions, train_file
 
-    _check_choice("--model", model, MODEL_CHOICES, UsageError)
-    _check_choice("--task", task, TASK_CHOICES, UsageError)
-    _check_choice("--format", file_format, tuple(MODEL_FILES), UsageError)
-    # Before training, not after minutes of it.
-    check_model_destination(output)
     console = stderr_console(quiet)
-    stopwatch = Stopwatch()
-    with stopwatch.phase("read"):
-        frame = read_table(input, max_columns=max_columns)
+    if old_algorithm is not None:
+        notice = "--model is now --algorithm; --model will be removed in the next release"
+        render_notices(console, [notice])
+        algorithm = old_algorithm
     options = TrainOptions(
         target=target,
-        model=model,
+        algorithm=algorithm,
         task=task,
         test_size=test_size,
         seed=seed,
-        text_columns=tuple(_split_names(text_column)),
-        ignore=tuple(_split_names(ignore)),
+        text_columns=tuple(_split_names(text_column) or ()),
+        ignore=tuple(_split_names(ignore) or ()),
     )
-    with stopwatch.phase("train"):
-        result = fit(frame, options)
-    with stopwatch.phase("save"):
-        save_model(result.estimator, result.card, output, serialization=file_format)
+    result, stopwatch = train_file(
+        input, output, options, serialization=file_format, max_columns=max_columns
+    )
     render_notices(console, result.notices)
     render_train_report(console, result, output, stopwatch)
 
 
-@app.command()
+@app.command(
+    short_help="Score a file or a stream, appending a prediction column.",
+    epilog=_examples(
+        "infer-cli predict -i new.csv -o scored.csv",
+        "cat new.csv | infer-cli predict > scored.csv",
+        "infer-cli predict -i new.csv.gz -o scored.parquet --keep customer_id --proba",
+        "infer-cli predict -i new.csv -o scored.csv --on-bad-rows skip \\",
+        "                  --rejects rejects.csv --summary-json run.json",
+        "infer-cli predict --engine dask -i 'data/part-*.csv' -o scored/",
+    ),
+)
 @reporting_errors
 def predict(
     model: ModelOption = None,
     input: Annotated[
         str,
-        typer.Option("--input", "-i", help="Rows to score: CSV, .csv.gz or Parquet (- for stdin)."),
+        _option(
+            "--input -i",
+            "FILE",
+            "Rows to score (- for stdin); with --engine dask, a glob or a directory.",
+        ),
     ] = "-",
     output: Annotated[
         str,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Where to write them: CSV, .csv.gz, Parquet or .jsonl (- for stdout).",
+        _option(
+            "--output -o",
+            "FILE",
+            "Where to write them (- for stdout); with --engine dask, a directory.",
         ),
     ] = "-",
-    proba: Annotated[
-        bool, typer.Option("--proba", help="Add a proba_<class> column per class.")
-    ] = False,
+    proba: Annotated[bool, _option("--proba", None, "Add a proba_<class> column per class.")] = (
+        False
+    ),
     keep: Annotated[
-        str | None,
-        typer.Option(
+        list[str] | None,
+        _option(
             "--keep",
-            help="Input columns to write beside the predictions (comma-separated), or none.",
-            show_default="all",
+            "COLS",
+            "Input columns to write beside the predictions, separated by commas, or none.",
+            default="every input column",
         ),
     ] = None,
-    input_format: Annotated[
-        str | None,
-        typer.Option(
-            "--input-format",
-            help="csv, csv.gz or parquet.",
-            show_default="from the extension, else csv",
-        ),
-    ] = None,
+    input_format: InputFormatOption = None,
     output_format: Annotated[
-        str | None,
-        typer.Option(
+        OutputFormat | None,
+        _option(
             "--output-format",
-            help="csv, csv.gz, parquet, jsonl, or mlflow-json (the predictions document "
-            "`mlflow models predict` writes).",
-            show_default="from the extension, else csv",
+            listed(OUTPUT_FORMATS),
+            "Format of the output; mlflow-json is the predictions document `mlflow models "
+            "predict` writes.",
+            default="from its extension; csv for stdout",
         ),
     ] = None,
-    delimiter: Annotated[
-        str, typer.Option("--delimiter", help="CSV field separator, in and out (\\t for tab).")
-    ] = ",",
+    delimiter: DelimiterOption = ",",
     batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Rows read, scored and written at a time.")
+        int, _option("--batch-size", "N", "Rows read, scored and written at a time.", at_least=1)
     ] = DEFAULT_BATCH_ROWS,
     on_bad_rows: Annotated[
-        str,
-        typer.Option(
+        BadRows,
+        _option(
             "--on-bad-rows",
-            help="fail: stop at the first bad row, writing nothing. "
-            "skip: write bad rows to --rejects and score the others.",
+            listed(BAD_ROWS),
+            "fail: stop at the first bad row, writing nothing. skip: write bad rows to "
+            "--rejects and score the others.",
         ),
     ] = "fail",
     rejects: Annotated[
         str | None,
-        typer.Option(
-            "--rejects",
-            help="File for the rows --on-bad-rows skip sets aside, with a reject_reason column.",
-            show_default=False,
+        _option(
+            "--rejects", "FILE", "Where --on-bad-rows skip writes the bad rows, with the reason."
         ),
     ] = None,
     summary_json: Annotated[
         str | None,
-        typer.Option(
-            "--summary-json",
-            help="Also write the summary figures to this JSON file, even when the run fails.",
-            show_default=False,
-        ),
+        _option("--summary-json", "FILE", "Also write the summary as JSON here, even on failure."),
     ] = None,
     fail_on_drift: Annotated[
         float | None,
-        typer.Option(
+        _option(
             "--fail-on-drift",
-            metavar="PSI",
-            min=0,
-            help="Exit with code 5, the output still complete, when a column's or the "
-            "predictions' PSI against the training profile exceeds this (0.25: a shift).",
-            show_default=False,
+            "PSI",
+            "Exit with code 5, the output still complete, when a column's or the predictions' "
+            "PSI against the training profile exceeds this (0.25: a shift).",
+            at_least=0,
         ),
     ] = None,
     drift_report: Annotated[
         str | None,
-        typer.Option(
-            "--drift-report",
-            help="Also write an HTML page of the drift: a chart per drifting column.",
-            show_default=False,
+        _option(
+            "--drift-report", "FILE", "Also write an HTML page of the drift, a chart per column."
         ),
     ] = None,
     profile: ProfileOption = None,
     engine: Annotated[
-        str,
-        typer.Option(
+        Engine,
+        _option(
             "--engine",
-            help="single: this process. dask: a Dask cluster, -i a glob or directory of files "
-            "(one partition each), -o and --rejects directories of parts with a _SUCCESS marker.",
+            listed(ENGINES),
+            "single: this process. dask: a Dask cluster, one partition per input file; -o "
+            "and --rejects are directories of parts with a _SUCCESS marker.",
         ),
     ] = "single",
     scheduler: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--scheduler",
-            help="--engine dask: a running scheduler (tcp://HOST:PORT). "
-            "[default: a local cluster, a worker per core]",
-            show_default=False,
+            "URL",
+            "--engine dask: a running scheduler (tcp://HOST:PORT).",
+            default="a local cluster, a worker per core",
         ),
     ] = None,
     max_columns: MaxColumnsOption = MAX_COLUMNS,
@@ -327,7 +483,7 @@ def predict(
 ) -> None:
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
     from .batch import PredictRun, ScoringOptions, run_predict
-    from .errors import DriftDetected, UsageError
+    from .errors import DriftDetected
     from .report import (
         predict_progress,
         render_notices,
@@ -337,11 +493,9 @@ def predict(
     )
     from .tables import check_delimiter
 
-    _check_choice("--on-bad-rows", on_bad_rows, ("fail", "skip"), UsageError)
-    _check_choice("--engine", engine, ("single", "dask"), UsageError)
     if input == "-" and sys.stdin.isatty():
         raise UsageError("no input: give a file with -i, or pipe rows in (cat new.csv | ...)")
-    kept = None if keep is None else tuple(n for n in _split_names([keep]) if n != "none")
+    kept = _split_names(keep)
     options = ScoringOptions(
         input=input,
         output=output,
@@ -350,14 +504,14 @@ def predict(
         delimiter=check_delimiter(delimiter),
         batch_size=batch_size,
         proba=proba,
-        keep=kept,
+        keep=None if kept is None else tuple(name for name in kept if name != "none"),
         skip_bad_rows=on_bad_rows == "skip",
         rejects=rejects,
         max_columns=max_columns,
     )
     console = stderr_console(quiet)
     run = PredictRun(
-        options, model, _names(trust_types), engine, scheduler, summary_json, tracking_uri,
+        options, model, _split_names(trust_types), engine, scheduler, summary_json, tracking_uri,
         profile, fail_on_drift, drift_report,
     )  # fmt: skip
     report, figures = run_predict(
@@ -373,20 +527,26 @@ def predict(
         raise DriftDetected(figures["error"])
 
 
-@app.command()
+@app.command(
+    short_help="Add a training profile to a model, for drift checks.",
+    epilog=_examples(
+        "infer-cli profile -m model -i sample_data/churn.csv",
+        "infer-cli profile -m old.joblib -i train.parquet --profile old.profile.json",
+    ),
+)
 @reporting_errors
 def profile(
     input: Annotated[
-        str, typer.Option("--input", "-i", help="The model's training data: CSV or Parquet.")
+        str, _option("--input -i", "FILE", "The model's training data: CSV or Parquet.")
     ],
     model: ModelOption = None,
     profile: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--profile",
-            help="Where to write it. [default: profile.json in the model's directory, "
-            "NAME.profile.json beside a bare file]",
-            show_default=False,
+            "FILE",
+            "Where to write it.",
+            default="profile.json in the model's directory, NAME.profile.json beside a bare file",
         ),
     ] = None,
     tracking_uri: TrackingUriOption = None,
@@ -400,18 +560,16 @@ def profile(
 
     console = stderr_console(quiet)
     written = write_training_profile(
-        model, input, profile, trust_types=_names(trust_types), tracking_uri=tracking_uri
+        model, input, profile, trust_types=_split_names(trust_types), tracking_uri=tracking_uri
     )
     render_notices(console, written.model.notices)
     render_profile_written(console, written)
 
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print the report as JSON on stdout instead.")
-]
-
-
-@app.command()
+@app.command(
+    short_help="Show the model card: signature, metrics, integrity.",
+    epilog=_examples("infer-cli info -m model", "infer-cli info -m model --json"),
+)
 @reporting_errors
 def info(
     model: ModelOption = None,
@@ -424,7 +582,8 @@ def info(
     from .core import check_loadable, inspect_model
     from .report import inspection_json, render_model_card, stderr_console
 
-    inspection = inspect_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
+    trusted = _split_names(trust_types)
+    inspection = inspect_model(model, trust_types=trusted, tracking_uri=tracking_uri)
     if json:
         _print_json(inspection_json(inspection))
     else:
@@ -432,24 +591,32 @@ def info(
     check_loadable(inspection)
 
 
-@app.command()
+@app.command(
+    short_help="Measure a model's quality on a labelled file.",
+    epilog=_examples(
+        "infer-cli evaluate -m model -i sample_data/churn.csv",
+        "infer-cli evaluate -m model -i labelled.csv --threshold 0.3 --json",
+    ),
+)
 @reporting_errors
 def evaluate(
-    input: Annotated[str, typer.Option("--input", "-i", help="Labelled rows (- for stdin).")],
+    input: Annotated[str, _option("--input -i", "FILE", "Labelled rows (- for stdin).")],
     model: ModelOption = None,
     target: Annotated[
         str | None,
-        typer.Option("--target", "-t", help="Column of true labels. [default: the model's target]"),
+        _option("--target -t", "COL", "Column of true labels.", default="the model's target"),
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(
+        _option(
             "--threshold",
-            help="Binary models: probability of the positive class from which a row is "
-            "predicted positive. [default: 0.5]",
+            "P",
+            "Binary models: probability of the positive class from which a row is predicted "
+            "positive.",
+            default="0.5",
         ),
     ] = None,
-    delimiter: Annotated[str, typer.Option("--delimiter", help="CSV field separator.")] = ",",
+    delimiter: DelimiterOption = ",",
     json: JsonOption = False,
     max_columns: MaxColumnsOption = MAX_COLUMNS,
     tracking_uri: TrackingUriOption = None,
@@ -457,16 +624,16 @@ def evaluate(
     debug: DebugOption = False,
 ) -> None:
     """Measure a model's quality on a labelled file, streamed as predict streams it."""
-    from .batch import evaluate as measure
-    from .batch import read_labelled
-    from .core import load_model
+    from .batch import evaluate_file
     from .report import render_evaluation, render_notices, stderr_console
+    from .tables import check_delimiter
 
     console = stderr_console()
-    loaded = load_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
-    render_notices(console, loaded.notices)
-    chunks = read_labelled(input, loaded, target, delimiter=delimiter, max_columns=max_columns)
-    evaluation = measure(loaded, chunks, target=target, threshold=threshold)
+    evaluation = evaluate_file(
+        input, model, target=target, threshold=threshold, delimiter=check_delimiter(delimiter),
+        max_columns=max_columns, trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
+        on_loaded=lambda loaded: render_notices(console, loaded.notices),
+    )  # fmt: skip
     render_notices(console, evaluation.notices)
     if json:
         _print_json(evaluation.to_json())
@@ -474,26 +641,37 @@ def evaluate(
         render_evaluation(console, evaluation)
 
 
-@app.command()
+@app.command(
+    short_help="Measure throughput, latency, and a server under load.",
+    epilog=_examples(
+        "infer-cli bench -m model",
+        "infer-cli bench -m model --url http://127.0.0.1:5000 --concurrency 1,8",
+    ),
+)
 @reporting_errors
 def bench(
     model: ModelOption = None,
     input: Annotated[
         str | None,
-        typer.Option("--input", "-i", help="Rows to score. [default: the model's example rows]"),
+        _option("--input -i", "FILE", "Rows to score.", default="the model's example rows"),
     ] = None,
     url: Annotated[
-        str | None,
-        typer.Option("--url", help="Also load-test a running server, e.g. http://127.0.0.1:5000."),
+        str | None, _option("--url", "URL", "Also load-test a running server at this URL.")
     ] = None,
     max_batch: Annotated[
-        int, typer.Option("--max-batch", help="Largest batch size to measure.", min=1)
+        int, _option("--max-batch", "N", "Largest batch to measure.", at_least=1)
     ] = 100_000,
     concurrency: Annotated[
-        str, typer.Option("--concurrency", help="Connection counts for --url, comma-separated.")
-    ] = "1,4,16,64",
+        list[str] | None,
+        _option(
+            "--concurrency",
+            "N,N",
+            "Connection counts for --url, separated by commas.",
+            default="1,4,16,64",
+        ),
+    ] = None,
     seconds: Annotated[
-        float, typer.Option("--seconds", help="Time spent on each measurement.", min=0.05)
+        float, _option("--seconds", "SECONDS", "Time for each measurement.", at_least=0.05)
     ] = 1.0,
     json: JsonOption = False,
     tracking_uri: TrackingUriOption = None,
@@ -501,26 +679,17 @@ def bench(
     debug: DebugOption = False,
 ) -> None:
     """Measure batch throughput, single-row latency and, with --url, a server under load."""
-    from .benchmarking import run_bench
-    from .core import load_model
-    from .errors import UsageError
-    from .loadgen import Target
+    from .benchmarking import CONCURRENCY_LEVELS, bench_model
     from .report import render_bench, render_notices, stderr_console
-    from .tables import read_table
 
-    levels = tuple(int(level) for level in _split_names([concurrency]) if level.isdigit())
-    if url and (not levels or min(levels) < 1):
-        raise UsageError(f"--concurrency must be positive whole numbers, not '{concurrency}'")
-    if url:
-        Target.parse(url, "/invocations")
     console = stderr_console()
-    loaded = load_model(model, trust_types=_names(trust_types), tracking_uri=tracking_uri)
-    render_notices(console, loaded.notices)
-    table = read_table(input) if input else None
+    levels = _whole_numbers("--concurrency", _split_names(concurrency)) or CONCURRENCY_LEVELS
     with console.status("measuring") as status:
-        report = run_bench(
-            loaded, table, table_name=input, max_batch=max_batch, seconds=seconds,
-            url=url, levels=levels, on_progress=status.update,
+        report = bench_model(
+            model, input, max_batch=max_batch, seconds=seconds, url=url, levels=levels,
+            trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
+            on_loaded=lambda loaded: render_notices(console, loaded.notices),
+            on_progress=status.update,
         )  # fmt: skip
     if json:
         _print_json(report.to_json())
@@ -528,62 +697,79 @@ def bench(
         render_bench(console, report)
 
 
-@app.command()
+@app.command(
+    short_help="Serve the model over HTTP (MLflow and V2 protocols).",
+    epilog=_examples(
+        "infer-cli serve -m model",
+        "infer-cli serve -m model --host 0.0.0.0 --port 8080 --workers 4 --reload",
+    ),
+)
 @reporting_errors
 def serve(
     model: ModelOption = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
+    host: Annotated[str, _option("--host", "ADDRESS", "Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, _option("--port -p", "N", "Port to listen on (0: any free).")] = 5000,
     workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Processes sharing the socket.")
+        int, _option("--workers -w", "N", "Processes sharing the socket.", at_least=1)
     ] = 1,
     max_batch_size: Annotated[
-        int, typer.Option("--max-batch-size", min=1, help="Most rows scored in one model call.")
+        int, _option("--max-batch-size", "N", "Most rows scored in one model call.", at_least=1)
     ] = 64,
     max_batch_delay_ms: Annotated[
         float,
-        typer.Option(
+        _option(
             "--max-batch-delay-ms",
-            min=0,
-            help="Longest a batch waits for requests already arriving (a lone one never waits).",
+            "MS",
+            "Longest a batch waits for requests already arriving (a lone one never waits).",
+            at_least=0,
         ),
     ] = 2.0,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.001, help="Seconds per prediction before a 504.")
+        float,
+        _option(
+            "--timeout", "SECONDS", "Time a prediction may take (504 after it).", callback=_positive
+        ),
     ] = 30.0,
     read_timeout: Annotated[
         float,
-        typer.Option("--read-timeout", min=0.001, help="Seconds a client may take to send."),
+        _option(
+            "--read-timeout",
+            "SECONDS",
+            "Time a client may take to send a request (408 after it).",
+            callback=_positive,
+        ),
     ] = 10.0,
     max_body_mb: Annotated[
-        float, typer.Option("--max-body-mb", min=0, help="Largest request body, in MiB (413).")
+        float, _option("--max-body-mb", "MB", "Largest request body, in MiB (413).", at_least=0)
     ] = 64.0,
     max_rows: Annotated[
-        int, typer.Option("--max-rows", min=1, help="Most rows in one request (413).")
+        int, _option("--max-rows", "N", "Most rows in one request (413).", at_least=1)
     ] = 1_000_000,
     max_columns: Annotated[
-        int, typer.Option("--max-columns", min=1, help="Most columns in one request (413).")
+        int, _option("--max-columns", "N", "Most columns in one request (413).", at_least=1)
     ] = 10_000,
     reload: Annotated[
         bool,
-        typer.Option(
+        _option(
             "--reload",
-            help="Reload the model when its files change or, for a models:/ URI, when the "
+            None,
+            "Reload the model when its files change or, for a models:/ URI, when the "
             "registry moves its alias or stage to another version.",
         ),
     ] = False,
     reload_interval: Annotated[
         float | None,
-        typer.Option(
+        _option(
             "--reload-interval",
-            min=0.05,
-            help="Seconds between two looks for a new model with --reload. "
-            "[default: 1 for files, 10 for a model URI's registry]",
-            show_default=False,
+            "SECONDS",
+            "Time between two looks for a new model with --reload.",
+            default="1 for files, 10 for a model URI's registry",
+            at_least=0.05,
         ),
     ] = None,
     access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+        bool,
+        _option("--access-log/--no-access-log", None, "Log each request on stderr.", default="on"),
     ] = True,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
@@ -591,49 +777,26 @@ def serve(
     debug: DebugOption = False,
 ) -> None:
     """Serve the model over HTTP: MLflow's /invocations and the V2 inference protocol."""
-    import os
-    from pathlib import Path
+    from .report import render_banner, render_summary, stderr_console
+    from .serve import ServeOptions, run_server
 
-    from .serve.quick_start import quick_start
-
-    # One-row predictions gain nothing from BLAS threads, and workers share the cores.
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
-    with quick_start() as loaded:
-        from rich.console import Console
-
-        from .core import is_registry_uri, model_reference, resolve_model_path, resolve_trust_types
-        from .report import render_banner, render_summary
-        from .serve import ServeConfig, ServeOptions
-        from .serve import serve as run
-
-        # Not summary.stderr_console: that module imports pandas before the socket is bound.
-        console = Console(stderr=True, quiet=quiet, highlight=False)
-        options = ServeOptions(
-            max_body_bytes=int(max_body_mb * 1024 * 1024),
-            max_rows=max_rows,
-            max_columns=max_columns,
-            request_timeout=timeout,
-            read_timeout=read_timeout,
-            max_batch_rows=max_batch_size,
-            max_batch_delay=max_batch_delay_ms / 1000,
-            access_log=access_log and not quiet,
-        )
-        reference = model_reference(model)
-        registered = is_registry_uri(reference)
-        path = Path(reference) if registered else resolve_model_path(reference)
-        config = ServeConfig(
-            path, host, port, workers, reload, options,
-            trust_types=resolve_trust_types(_names(trust_types)),
-            model_uri=reference if registered else None,
-            tracking_uri=tracking_uri, reload_interval=reload_interval,
-        )  # fmt: skip
-
-        def ready(*announced: Any) -> None:
-            loaded()
-            render_banner(console, *announced)
-
-        summary = run(config, ready)
+    console = stderr_console(quiet)
+    options = ServeOptions(
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_rows=max_rows,
+        max_columns=max_columns,
+        request_timeout=timeout,
+        read_timeout=read_timeout,
+        max_batch_rows=max_batch_size,
+        max_batch_delay=max_batch_delay_ms / 1000,
+        access_log=access_log and not quiet,
+    )
+    summary = run_server(
+        model, host=host, port=port, workers=workers, reload=reload, options=options,
+        trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
+        reload_interval=reload_interval,
+        announce=lambda *announced: render_banner(console, *announced),
+    )  # fmt: skip
     render_summary(console, summary)
 
 
@@ -643,18 +806,20 @@ def _print_json(document: object) -> None:
     print(json.dumps(document, indent=2))
 
 
-def _check_choice(flag: str, value: str, choices: tuple[str, ...], error: type[InferError]) -> None:
-    if value not in choices:
-        raise error(f"{flag} must be one of: {', '.join(choices)} (got '{value}')")
+def _split_names(values: Sequence[str] | None) -> list[str] | None:
+    """The names of a list option, comma-separated and repeatable; None when not given."""
+    if values is None:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
-def _split_names(values: list[str] | None) -> list[str]:
-    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
-
-
-def _names(value: str | None) -> list[str] | None:
-    """A comma-separated option's names, or None when it was not given."""
-    return _split_names([value]) if value is not None else None
+def _whole_numbers(flag: str, values: Sequence[str] | None) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    wrong = next((value for value in values if not value.isdigit() or int(value) < 1), None)
+    if wrong is not None or not values:
+        raise UsageError(f"{flag} takes positive whole numbers, not '{wrong or ''}'")
+    return tuple(int(value) for value in values)
 
 
 def main() -> None:

@@ -4,24 +4,120 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
 
 from infer_cli.cli import app
 
 from conftest import run_infer_cli
 
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
+# What a metavar may be: a word naming the value (FILE, COLS, N,N), or the choices.
+METAVAR = re.compile(r"[A-Z][A-Z,]*|\[[a-z0-9.-]+(\|[a-z0-9.-]+)+\]")
 
-def test_every_command_has_help(cli: Any) -> None:
-    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
-    assert {"train", "predict"} <= set(commands)
-    for command in commands:
-        result = cli(command, "--help")
-        assert result.exit_code == 0, result.output
-        assert "Usage" in result.output
+
+def _help(*command: str) -> str:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_every_help_page_fits_80_columns_and_names_its_values(command: str) -> None:
+    page = _help(*filter(None, [command]))
+    assert all(len(line) <= 80 for line in page.splitlines()), page
+    # No Python type names as metavars, nothing cut.
+    assert not re.search(r"<(str|int|float|bool|list|path)|\w\.\.\.\n|…", page), page
+    assert "\n  Examples:\n" in page
+    examples = page.split("\n  Examples:\n", 1)[1]
+    assert examples.count("infer-cli ") >= 2
+    group = get_command(app)
+    params = group.commands[command].params if command else group.params
+    for param in params:
+        if param.hidden or param.name == "help":
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag:
+            assert param.metavar in (None, ""), param.opts
+            assert re.search(rf"^  (-\w, )?{name}(/| |$)", page, re.MULTILINE), name
+            continue
+        assert METAVAR.fullmatch(param.metavar or ""), (command, param.opts, param.metavar)
+        assert f"{name} {param.metavar}" in page
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "choices"),
+    [
+        ("predict", "--engine", "[single|dask]"),
+        ("predict", "--on-bad-rows", "[fail|skip]"),
+        ("predict", "--input-format", "[csv|csv.gz|tsv|parquet|jsonl]"),
+        ("predict", "--output-format", "[csv|csv.gz|tsv|parquet|jsonl|mlflow-json]"),
+        ("train", "--algorithm", "[auto|logistic|forest|gbm|linear|ridge]"),
+        ("train", "--task", "[auto|classification|regression]"),
+        ("train", "--format", "[joblib|skops]"),
+    ],
+)
+def test_choices_are_listed_and_checked(cli: Any, command: str, option: str, choices: str) -> None:
+    assert f"{option} {choices}" in _help(command)
+    result = cli(command, option, "nope")
+    assert result.exit_code == 2
+    wanted = ", ".join(f"'{choice}'" for choice in choices.strip("[]").split("|"))
+    assert result.stderr == (
+        f"infer-cli: error: invalid value for '{option}': 'nope' is not one of {wanted}\n"
+    )
+
+
+def test_shell_completion_is_offered() -> None:
+    page = _help()
+    assert "--install-completion" in page and "--show-completion" in page
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["evaluate", "--thresold", "0.3"],
+            "evaluate has no option --thresold (did you mean --threshold?)",
+        ),
+        (["serve", "--threshold", "0.3"], "serve has no option --threshold (evaluate takes it)"),
+        (["predict", "-t", "y"], "predict has no option -t (evaluate and train take it)"),
+        (["predict", "--engine"], "option '--engine' requires an argument"),
+        (
+            ["predict", "--batch-size", "many"],
+            "invalid value for '--batch-size': expected a whole number",
+        ),
+        (
+            ["serve", "--workers", "0"],
+            "invalid value for '--workers' / '-w': must be at least 1 (got 0)",
+        ),
+        (["train", "-t", "y"], "missing option '--input' / '-i'"),
+        (["predcit"], "no such command 'predcit' (did you mean 'predict'?)"),
+        (["info", "extra"], "got unexpected extra argument(s) (extra)"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args: list[str], message: str) -> None:
+    result = run_infer_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"infer-cli: error: {message}\n"
+    assert result.stdout == b""
+
+
+def test_train_model_still_names_the_algorithm_with_a_notice(
+    cli: Any, sample_data: Path, tmp_path: Path
+) -> None:
+    result = cli(
+        "train", "-i", sample_data / "iris.csv", "-t", "species", "-o", tmp_path / "m",
+        "--model", "forest",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "--model is now --algorithm" in result.stderr
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["model"] == "forest"
 
 
 def test_train_then_predict_with_the_default_model_directory(
@@ -50,7 +146,11 @@ def test_train_then_predict_with_the_default_model_directory(
     [
         (["-i", "{data}/nope.csv", "--target", "y"], 3, "{data}/nope.csv: no such file"),
         (["-i", "{data}/iris.csv", "--target", "colour"], 2, "no target column 'colour'"),
-        (["-i", "{data}/iris.csv", "--target", "species", "--model", "magic"], 2, "--model must"),
+        (
+            ["-i", "{data}/iris.csv", "--target", "species", "--algorithm", "magic"],
+            2,
+            "'magic' is not one of",
+        ),
         (["-i", "{tmp}/empty.csv", "--target", "y"], 3, "empty.csv: the file is empty"),
         (["-i", "{tmp}/header.csv", "--target", "y"], 3, "header.csv: has a header but no rows"),
         (["-i", "{tmp}/ragged.csv", "--target", "y"], 3, "ragged.csv: malformed CSV"),

@@ -55,7 +55,7 @@ def test_housing_is_a_regression(trained_models: dict[str, Path]) -> None:
 @pytest.mark.parametrize("model", ["forest", "gbm"])
 def test_tree_models_train_on_mixed_columns(sample_data: Path, model: str) -> None:
     frame = pd.read_csv(sample_data / "churn.csv")
-    result = train(frame, TrainOptions(target="churned", model=model))
+    result = train(frame, TrainOptions(target="churned", algorithm=model))
     assert result.card.metrics["accuracy"] >= 0.7
 
 
@@ -98,8 +98,8 @@ def test_unknown_target_lists_the_columns() -> None:
 
 def test_model_that_does_not_fit_the_task_is_refused() -> None:
     frame = pd.DataFrame({"x": range(10), "y": [0, 1] * 5})
-    with pytest.raises(UsageError, match="--model ridge is for regression"):
-        train(frame, TrainOptions(target="y", model="ridge"))
+    with pytest.raises(UsageError, match="--algorithm ridge is for regression"):
+        train(frame, TrainOptions(target="y", algorithm="ridge"))
 
 
 def test_rows_without_a_target_are_dropped_with_a_notice() -> None:

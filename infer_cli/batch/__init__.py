@@ -9,7 +9,7 @@ from .. import lazy_surface
 
 if TYPE_CHECKING:
     from .dask_engine import DaskScoring, find_partitions, require_dask
-    from .evaluation import Evaluation, evaluate, read_labelled
+    from .evaluation import Evaluation, evaluate, evaluate_file, read_labelled
     from .profiling import ProfileWritten, write_training_profile
     from .run import PredictRun, predict_figures, run_predict
     from .scoring import BatchScoring, ScoringOptions, ScoringReport
@@ -23,6 +23,7 @@ __all__ = [
     "ScoringOptions",
     "ScoringReport",
     "evaluate",
+    "evaluate_file",
     "find_partitions",
     "predict_figures",
     "read_labelled",
@@ -40,6 +41,7 @@ _SURFACE = {
     "find_partitions": "dask_engine",
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
+    "evaluate_file": "evaluation",
     "read_labelled": "evaluation",
     "PredictRun": "run",
     "run_predict": "run",

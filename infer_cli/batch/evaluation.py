@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..core.metrics import classification_metrics, regression_metrics
 from ..core.model import Model
+from ..core.store import load_model
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
@@ -91,6 +92,26 @@ class Evaluation:
             document["at_threshold"] = self.at_threshold
             document["threshold_sweep"] = self.sweep
         return document
+
+
+def evaluate_file(
+    path: str,
+    model: str | None,
+    *,
+    target: str | None = None,
+    threshold: float | None = None,
+    delimiter: str = ",",
+    max_columns: int = MAX_COLUMNS,
+    trust_types: list[str] | None = None,
+    tracking_uri: str | None = None,
+    on_loaded: Callable[[Model], None] = lambda _: None,
+) -> Evaluation:
+    """The `evaluate` command: load the model, stream the labelled file through it and
+    measure; `on_loaded` sees the model before its rows are read."""
+    loaded = load_model(model, trust_types=trust_types, tracking_uri=tracking_uri)
+    on_loaded(loaded)
+    chunks = read_labelled(path, loaded, target, delimiter=delimiter, max_columns=max_columns)
+    return evaluate(loaded, chunks, target=target, threshold=threshold)
 
 
 def evaluate(

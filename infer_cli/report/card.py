@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def render_train_report(
     console: Console, result: TrainResult, saved_to: str, stopwatch: Stopwatch
 ) -> None:
-    """Rows and columns used, training time, and the held-out metrics."""
+    """Rows and columns used, the held-out metrics, the time of each phase, and where the
+    model was saved."""
     roles = result.roles
     used = [
         ("rows (train / test)", f"{count(result.rows_train)} / {count(result.rows_test)}"),
@@ -28,7 +29,7 @@ def render_train_report(
         ("categorical columns", _names(roles.categorical)),
         ("text columns", _names(roles.text)),
         ("left out (identifiers, --ignore)", _names(roles.identifiers + roles.ignored)),
-        ("task / model", f"{result.card.task} / {result.model_name}"),
+        ("task / algorithm", f"{result.card.task} / {result.model_name}"),
     ]
     if result.rows_dropped:
         used.insert(1, ("rows without a target (dropped)", count(result.rows_dropped)))
@@ -41,7 +42,8 @@ def render_train_report(
     parts.extend(metric_tables(result.card.metrics, result.card.task))
     parts.append(key_value_table("Timing", timings))
     console.print(Group(*parts))
-    console.print(f"[green]saved[/] {saved_to}  (sha256 {result.card.sha256[:12]})")
+    saved = f"{saved_to.rstrip('/')}/{result.card.model_file}"
+    console.print(f"[green]model saved:[/] {saved} (sha256 {result.card.sha256[:12]})")
 
 
 def inspection_json(inspection: Inspection) -> dict[str, Any]:

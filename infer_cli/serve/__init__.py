@@ -1,8 +1,8 @@
 """The prediction server: processes and workers, an event loop of HTTP/1.1 connections,
 routes over the model core, the MLflow and Open Inference (V2) codecs, micro-batching.
 
-`serve.quick_start.quick_start` wraps the start-up; it is imported from its module, whose name
-it shares."""
+`run_server` is the `serve` command, its start-up wrapped in `serve.quick_start.quick_start`
+(imported from its module, whose name it shares)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from .. import lazy_surface
 if TYPE_CHECKING:
     from .options import ServeOptions
     from .process import ServeConfig, ServeSummary, serve
+    from .start import run_server
 
 __all__ = [
     "ServeConfig",
     "ServeOptions",
     "ServeSummary",
+    "run_server",
     "serve",
 ]
 # Where each name of the surface lives.
@@ -26,5 +28,6 @@ _SURFACE = {
     "ServeSummary": "process",
     "serve": "process",
     "ServeOptions": "options",
+    "run_server": "start",
 }
 __getattr__ = lazy_surface(__name__, _SURFACE)

@@ -157,7 +157,7 @@ def test_saving_over_a_model_is_atomic_for_concurrent_readers(
     """Readers loading while the model is replaced again and again see whole models only."""
     frame = pd.read_csv(sample_data / "iris.csv")
     first = train(frame, TrainOptions(target="species"))
-    second = train(frame, TrainOptions(target="species", model="forest"))
+    second = train(frame, TrainOptions(target="species", algorithm="forest"))
     target = tmp_path / "model"
     save_model(first.estimator, first.card, target)
     errors: list[BaseException] = []

@@ -131,7 +131,7 @@ def test_untrusted_function_is_refused_with_its_name_until_named(
 
 def test_forest_trees_are_vouched_for_by_the_card(tmp_path: Path, sample_data: Path) -> None:
     result = train(
-        pd.read_csv(sample_data / "iris.csv"), TrainOptions(target="species", model="forest")
+        pd.read_csv(sample_data / "iris.csv"), TrainOptions(target="species", algorithm="forest")
     )
     card = save_model(result.estimator, result.card, tmp_path / "forest", serialization="skops")
     assert "sklearn.tree._tree.Tree" in card.trusted_types
@@ -149,7 +149,7 @@ def test_train_format_must_be_joblib_or_skops(cli: Any, sample_data: Path, tmp_p
         "--format", "pickle",
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "--format must be one of: joblib, skops (got 'pickle')" in result.stderr
+    assert "'--format': 'pickle' is not one of 'joblib', 'skops'" in result.stderr
     assert not (tmp_path / "m").exists()
 
 
