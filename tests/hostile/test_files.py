@@ -117,7 +117,9 @@ def test_max_columns_is_a_limit_the_user_sets(
     assert run_infer_cli("predict", "-m", model, "-i", source, "--max-columns", "5").returncode == 0
     zero = run_infer_cli("predict", "-m", model, "-i", source, "--max-columns", "0")
     assert zero.returncode == 2
-    assert zero.stderr == b"infer-cli: error: --max-columns must be at least 1 (got 0)\n"
+    assert zero.stderr == (
+        b"infer-cli: error: invalid value for '--max-columns': must be at least 1 (got 0)\n"
+    )
 
 
 def test_train_counts_columns_of_a_piped_table(sample_data: Path, tmp_path: Path) -> None:
