@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, SchemaError
-from . import payloads
 from .errors import UnsupportedMediaType
 from .payloads import Limits, Payload, Reader
 
@@ -110,13 +109,13 @@ def decode_infer(
     kind = media_type(content_type)
     if kind not in JSON_TYPES:
         raise UnsupportedMediaType(f"unsupported Content-Type '{kind}' (send application/json)")
-    document = payloads.load_json(body)
+    reader = Reader(names, limits or Limits())
+    document = reader.json(body)
     if not isinstance(document, dict):
         raise DataError("the request body must be a JSON object with an 'inputs' list")
     tensors = document.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise DataError("'inputs' must be a non-empty list of tensors")
-    reader = Reader(names, limits or Limits())
     payload = reader.tensors(tensors)
     _check(payload, reader.limits)
     outputs = document.get("outputs") or [{"name": "predict"}]
@@ -358,7 +357,7 @@ def _check(payload: Payload, limits: Limits) -> None:
 
 
 def _decode_json_invocation(body: bytes, reader: Reader, form: str | None) -> Invocation:
-    document = payloads.load_json(body)
+    document = reader.json(body)
     if isinstance(document, list):
         if form == "pandas-split":
             raise DataError(f"format=pandas-split: expected {SPLIT_DOCUMENT}, not a list")

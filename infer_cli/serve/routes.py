@@ -131,16 +131,11 @@ class App:
             try:
                 if job.parts is None:
                     decoded = self._decode(job)
-                    if decoded.payload.rows > FIRST_PART_ROWS:
-                        job.parts = _Parts(decoded, size=FIRST_PART_ROWS)
-                    else:
-                        payload = decoded.payload.part()
-                        prepared = decoded.model.prepare(payload.columns, payload.frame)
-                        scoring = _Scoring(
-                            index, decoded.model, prepared, decoded.proba, decoded.writer
-                        )
-                        groups.setdefault((id(decoded.model), decoded.proba), []).append(scoring)
+                    if decoded.payload.rows <= FIRST_PART_ROWS:
+                        scoring = _prepare(index, decoded)
+                        groups.setdefault((id(scoring.model), scoring.proba), []).append(scoring)
                         continue
+                    job.parts = _Parts(decoded, size=FIRST_PART_ROWS)
                 large.append(index)
             except Exception as exc:
                 replies[index] = error_reply(exc, job.request)
@@ -309,6 +304,12 @@ class App:
             replies.append((scoring, reply))
             start = stop
         return replies
+
+
+def _prepare(index: int, decoded: _Decoded) -> _Scoring:
+    payload = decoded.payload.part()
+    prepared = decoded.model.prepare(payload.columns, payload.frame)
+    return _Scoring(index, decoded.model, prepared, decoded.proba, decoded.writer)
 
 
 def _calls(group: list[_Scoring], max_rows: int) -> list[list[_Scoring]]:

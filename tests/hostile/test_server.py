@@ -766,3 +766,18 @@ def test_serving_beyond_loopback_without_a_token_is_warned_about(
     assert ("warning: listening on" in text) is warned
     if warned:
         assert f"listening on {host or 'every interface'} with no auth token" in text
+
+
+def test_a_json_body_of_millions_of_rows_is_refused_before_it_is_parsed(
+    bounded_server: Callable[[str], Client],
+) -> None:
+    client = bounded_server("iris")
+    rows = 15_000_000  # 60 MB that Python's json would make 1.7 GB of lists
+    body = b'{"inputs": [' + b"[1]," * (rows - 1) + b"[1]]}"
+    status, answer = client.post("/invocations", body)
+    assert (status, answer["message"]) == (
+        413,
+        f"the request holds {rows + 2:,} JSON arrays and objects, more than rows may be: this "
+        "server takes at most 1,000,000 rows per request (serve --max-rows)",
+    )
+    client.still_serves()
