@@ -771,6 +771,17 @@ def serve(
         bool,
         _option("--access-log/--no-access-log", None, "Log each request on stderr.", default="on"),
     ] = True,
+    drift_window: Annotated[
+        int,
+        _option(
+            "--drift-window",
+            "N",
+            "Recent rows judged against the training profile, per worker: PSI gauges on "
+            "/metrics, the table on GET /drift (0: off).",
+            at_least=0,
+        ),
+    ] = 10_000,
+    profile: ProfileOption = None,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
@@ -790,6 +801,8 @@ def serve(
         max_batch_rows=max_batch_size,
         max_batch_delay=max_batch_delay_ms / 1000,
         access_log=access_log and not quiet,
+        drift_window=drift_window,
+        profile=profile,
     )
     summary = run_server(
         model, host=host, port=port, workers=workers, reload=reload, options=options,

@@ -25,3 +25,7 @@ class ServeOptions:
     """Longest a batch waits for requests already being read."""
     access_log: bool = True
     """Write one line per request on stderr."""
+    drift_window: int = 10_000
+    """Rows of recent input judged against the training profile (0: no drift check)."""
+    profile: str | None = None
+    """The training profile to judge input by, when not the model's own."""

@@ -22,6 +22,7 @@ from .. import __version__
 from ..errors import DataError, InferError, SchemaError
 from . import protocol
 from .access_log import log
+from .drift import DriftMonitor
 from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout
 from .messages import JSON, Reply, Request
 from .options import ServeOptions
@@ -109,6 +110,7 @@ class App:
             text_bytes=TEXT_PER_BODY_BYTE * self.options.max_body_bytes,
         )
         self.model: Model | None = None
+        self.drift = DriftMonitor(self.options.drift_window, self.options.profile)
 
     @property
     def ready(self) -> bool:
@@ -177,7 +179,12 @@ class App:
                 self.ready,
                 registry=model.card.source.get("registry") if model else None,
             )
+            text += self.drift.prometheus(model, model_name(model) if model else "")
             return Reply(200, text.encode(), PROMETHEUS)
+        if path == "/drift":
+            _allow(method, "GET")
+            model = self._current()
+            return _json(200, self.drift.report(model, model_name(model)))
         if path.startswith("/v2"):
             return self._v2(path, method, request)
         raise NotFound(f"no endpoint at {path} (try POST /invocations)")
@@ -267,6 +274,7 @@ class App:
             raise SchemaError(error.reason, column=error.column, row=row) from error
         predictions = model.predict_many([prepared], proba=decoded.proba)
         self.stats.record_batch(prepared.rows)
+        self.drift.record(model, [prepared], predictions.values)
         parts.written.append(decoded.writer.part(predictions.values, predictions.probabilities))
         parts.done = stop
         rate = (stop - start) / max(time.perf_counter() - began, 1e-6)
@@ -288,6 +296,7 @@ class App:
                 return [(first, error_reply(exc, jobs[first.index].request))]
             return [pair for scoring in call for pair in self._score([scoring], jobs)]
         self.stats.record_batch(sum(scoring.prepared.rows for scoring in call))
+        self.drift.record(first.model, [scoring.prepared for scoring in call], predictions.values)
         replies = []
         start = 0
         for scoring in call:

@@ -10,90 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.core import Column, ModelCard, Signature, inspect_model, load_model, save_model
+from infer_cli.core import inspect_model, load_model
 from infer_cli.errors import ExitCode
 
 from conftest import run_infer_cli
-
-PLANS = ["basic", "plus", "pro"]
-
-
-def customers(count: int, seed: int, *, yes_share: float | None = None) -> pd.DataFrame:
-    """Customers whose label follows `score` alone; the other columns are there to drift."""
-    rng = np.random.default_rng(seed)
-    score = rng.normal(size=count * 3)
-    label = np.where(score + rng.normal(scale=0.3, size=len(score)) > 0.5, "yes", "no")
-    keep = np.arange(count)
-    if yes_share is not None:  # another mix of labels: resampled, not relabelled
-        yes, no = np.flatnonzero(label == "yes"), np.flatnonzero(label == "no")
-        wanted = round(count * yes_share)
-        keep = np.concatenate([yes[:wanted], no[: count - wanted]])
-        rng.shuffle(keep)
-    frame = pd.DataFrame(
-        {
-            "customer_id": [f"C-{i:05d}" for i in range(count)],
-            "amount": rng.lognormal(4, 1, count).round(2),
-            "visits": rng.poisson(3, count),
-            "plan": rng.choice(PLANS, count, p=[0.5, 0.3, 0.2]),
-            "score": score[keep].round(4),
-            "label": label[keep],
-        }
-    )
-    return frame
+from drift_data import customers, save_shop_model, shifted
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A model that reads every column but predicts from `score` alone, saved without a
     profile and given one by `infer-cli profile`; its training data beside it."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
     root = tmp_path_factory.mktemp("shop")
     training = customers(3000, seed=0)
     training.to_csv(root / "train.csv", index=False)
-    pipeline = Pipeline(
-        [
-            ("pick", ColumnTransformer([("score", "passthrough", ["score"])])),
-            ("model", LogisticRegression()),
-        ]
-    ).fit(training.drop(columns=["label"]), training["label"])
-    card = ModelCard(
-        task="classification",
-        target="label",
-        classes=["no", "yes"],
-        signature=Signature(
-            (
-                Column("amount", "float"),
-                Column("visits", "integer", required=False),
-                Column("plan", "string"),
-                Column("score", "float"),
-            ),
-            passthrough=("customer_id",),
-        ),
-    )
-    save_model(pipeline, card, root / "model")
+    save_shop_model(training, root / "model")
     added = run_infer_cli("profile", "-m", root / "model", "-i", root / "train.csv")
     assert added.returncode == 0, added.stderr.decode()
     assert b"written to" in added.stderr
     return {"model": root / "model", "train": root / "train.csv", "root": root}
-
-
-def shifted(shift: str, count: int = 2000, seed: int = 1) -> pd.DataFrame:
-    rows = customers(count, seed, yes_share=0.9 if shift == "labels" else None)
-    if shift == "scale":
-        rows["amount"] = rows["amount"] * 100
-    elif shift == "category":
-        rows.loc[rows.index[::3], "plan"] = "enterprise"
-    elif shift == "empty":
-        rows["visits"] = rows["visits"].astype(float)
-        rows.loc[rows.index[::2], "visits"] = np.nan
-    return rows.drop(columns=["label"])
 
 
 class Done:
