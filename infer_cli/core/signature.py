@@ -337,8 +337,12 @@ def _pin(values: Any, column: Column, first_row: int) -> Any:
         outside = (numbers < limits.min) | (numbers > limits.max)
         if outside.any():
             position = int(np.flatnonzero(outside)[0])
+            value = numbers[position]
+            # An infinity has no int(): shown as the float it is.
+            shown = _show(int(value)) if np.isfinite(value) else str(value)
+            size = "large" if value > limits.max else "small"
             raise SchemaError(
-                f"{_show(int(numbers[position]))} is too large for the model's {target} column",
+                f"{shown} is too {size} for the model's {target} column",
                 column=column.name,
                 row=first_row + position,
             )

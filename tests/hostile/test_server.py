@@ -375,7 +375,6 @@ def test_fuzzed_json_never_gets_a_5xx(model: str, request: pytest.FixtureRequest
     client.still_serves()
 
 
-@pytest.mark.xfail(strict=True, reason="core.signature._pin calls int() on an infinite value")
 def test_non_finite_text_in_a_whole_number_column_is_a_400(pinned: Client) -> None:
     for text in NON_FINITE_TEXT:
         status, answer = pinned.post("/invocations", _split(PINNED, f'"{text}",0.5,true'))
