@@ -1,5 +1,9 @@
 """What a model's card records, read from `model.json`, an `MLmodel` file or the estimator
 itself, and what `info` shows of a model found on disk.
+
+`model.json` travels beside the model file and its SHA-256 covers the file alone, so nothing
+in it is taken on faith: every field must have the type `train` writes, its nesting is
+bounded, and once the estimator is loaded its task, classes and columns must be the card's.
 """
 
 from __future__ import annotations
@@ -12,17 +16,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ModelError
-from .signature import Column, Signature
+from .signature import COLUMN_TYPES, PINNED_DTYPES, Column, Signature
 
 if TYPE_CHECKING:
     from .serialization import TrustReview
 
+
 CARD_FILE = "model.json"
+# A card written by `train` nests five levels deep (metrics, per class, precision).
+MAX_DEPTH = 32
+_SCALARS = (str, int, float, bool, type(None))
 EXAMPLE_ROWS = 3
 MODEL_FILE = "model.joblib"
 # Format 2 may hold model.skops. A joblib model is still written as format 1, which
 # infer-cli versions from before skops read as they always did.
 FORMAT_VERSION = 2
+
+
+class _Invalid(ValueError):
+    """A field of a card that is not what `train` writes."""
 
 
 @dataclass
@@ -71,24 +83,9 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:
-        return cls(
-            task=str(data["task"]),
-            target=data.get("target"),
-            classes=data.get("classes"),
-            signature=Signature.from_dict(data["signature"]),
-            metrics=data.get("metrics", {}),
-            versions=data.get("versions", {}),
-            training=data.get("training", {}),
-            example=list(data.get("example", [])),
-            sha256=str(data.get("sha256", "")),
-            created=str(data.get("created", "")),
-            format_version=int(data.get("format_version", FORMAT_VERSION)),
-            serialization=str(data.get("serialization", "joblib")),
-            model_file=str(data.get("model_file", MODEL_FILE)),
-            trusted_types=[str(name) for name in data.get("trusted_types", [])],
-            source=dict(data.get("source", {})),
-            profile=data.get("profile"),
-        )
+        """The card `data` describes, each field checked to be of the type `train` writes
+        (a ValueError naming the field otherwise)."""
+        return _card(data)
 
 
 @dataclass(frozen=True)
@@ -107,11 +104,47 @@ class Inspection:
 
 
 def parse_card(card_bytes: bytes, location: Path) -> ModelCard:
-    """The card of the model directory `location`, or a ModelError naming the file."""
+    """The card of the model directory `location`, every field checked, or a ModelError
+    naming the file and the field."""
+    where = location / CARD_FILE
     try:
-        return ModelCard.from_dict(json.loads(card_bytes))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+        data = json.loads(card_bytes)
+    except RecursionError:
+        raise ModelError(f"{where}: not a valid model card (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{where}: not a valid model card ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{where}: not a valid model card (not a JSON object)")
+    try:
+        _check_depth(data)
+        return ModelCard.from_dict(data)
+    except _Invalid as exc:
+        raise ModelError(f"{where}: not a valid model card ({exc})") from None
+
+
+def check_card(card: ModelCard, estimator: Any, location: Path) -> None:
+    """Refuse a card whose task, classes or columns are not the estimator's: the SHA-256
+    covers the model file, not the card, and a reordered class list would mislabel every
+    probability column without a word."""
+    from sklearn.base import is_classifier
+
+    where = location / CARD_FILE
+    classifier = is_classifier(estimator)
+    if card.task not in ("classification", "regression"):
+        raise ModelError(f"{where}: task '{card.task}' is neither classification nor regression")
+    if (card.task == "classification") != classifier:
+        kind = "a classifier" if classifier else "a regressor"
+        raise ModelError(f"{where}: task '{card.task}' does not match the model, {kind}")
+    classes = getattr(estimator, "classes_", None)
+    if classifier and classes is not None:
+        actual = np.asarray(classes).tolist()
+        if card.classes is None:
+            raise ModelError(f"{where}: classes are missing (the model's are {actual})")
+        if card.classes != actual:
+            raise ModelError(f"{where}: classes {card.classes} do not match the model's {actual}")
+    mismatch = _columns_mismatch(card.signature, estimator)
+    if mismatch:
+        raise ModelError(f"{where}: columns do not match the model's: {mismatch}")
 
 
 def card_of_estimator(
@@ -156,3 +189,210 @@ def version_notices(card: ModelCard) -> list[str]:
             "predictions may differ"
         ]
     return []
+
+
+def _columns_mismatch(signature: Signature, estimator: Any) -> str | None:
+    """What is wrong with the card's columns for this estimator, if anything. Columns reach
+    the estimator by name, so their order is free; but each input must be one it was fitted
+    on, and each column it was fitted on must be an input or pass through."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and not signature.positional:
+        fitted = [str(name) for name in names]
+        unknown = [name for name in signature.names if name not in set(fitted)]
+        if unknown:
+            return f"'{unknown[0]}' is not a column the model was fitted on"
+        supplied = set(signature.names) | set(signature.passthrough)
+        missing = [name for name in fitted if name not in supplied]
+        if missing:
+            return f"the model was fitted on '{missing[0]}', which the card does not list"
+        return None
+    width = getattr(estimator, "n_features_in_", None)
+    if isinstance(width, (int, np.integer)) and int(width) != len(signature.inputs):
+        return f"{len(signature.inputs)} here, {int(width)} in the model"
+    return None
+
+
+def _check_depth(data: Any) -> None:
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise _Invalid(f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+
+
+def _card(data: dict[str, Any]) -> ModelCard:
+    task = _text(data, "task", required=True)
+    return ModelCard(
+        task=task,
+        target=_text(data, "target"),
+        classes=_classes(data.get("classes")),
+        signature=_signature(_mapping(data, "signature", required=True)),
+        metrics=_metrics(_mapping(data, "metrics"), task),
+        versions=_text_mapping(data, "versions"),
+        training=_mapping(data, "training"),
+        example=_example(data.get("example", [])),
+        sha256=_text(data, "sha256") or "",
+        created=_text(data, "created") or "",
+        format_version=_format_version(data.get("format_version", FORMAT_VERSION)),
+        serialization=_text(data, "serialization") or "joblib",
+        model_file=_text(data, "model_file") or MODEL_FILE,
+        trusted_types=_text_list(data.get("trusted_types", []), "trusted_types"),
+        source=_mapping(data, "source"),
+        profile=_mapping(data, "profile") if data.get("profile") is not None else None,
+    )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _text(data: dict[str, Any], field: str, *, required: bool = False) -> Any:
+    if field not in data and required:
+        raise _Invalid(f"field '{field}' is missing")
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(f"field '{field}' must be text, not {_kind(value)}")
+    return value
+
+
+def _mapping(data: dict[str, Any], field: str, *, required: bool = False) -> dict[str, Any]:
+    if field not in data and required:
+        raise _Invalid(f"field '{field}' is missing")
+    value = data.get(field, {})
+    if not isinstance(value, dict):
+        raise _Invalid(f"field '{field}' must be an object, not {_kind(value)}")
+    return value
+
+
+def _text_mapping(data: dict[str, Any], field: str) -> dict[str, str]:
+    value = _mapping(data, field)
+    if not all(isinstance(item, str) for item in value.values()):
+        raise _Invalid(f"field '{field}' must map names to text")
+    return value
+
+
+def _text_list(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Invalid(f"field '{field}' must be a list of text, not {_kind(value)}")
+    return value
+
+
+def _classes(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(item, _SCALARS) and item is not None for item in value
+    ):
+        raise _Invalid(f"field 'classes' must be a list of labels, not {_kind(value)}")
+    return value
+
+
+def _format_version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Invalid(f"field 'format_version' must be a whole number from 1, not {value!r}")
+    return value
+
+
+def _example(value: Any) -> list[dict[str, Any]]:
+    rows = value if isinstance(value, list) else None
+    if rows is None or not all(
+        isinstance(row, dict) and all(isinstance(item, _SCALARS) for item in row.values())
+        for row in rows
+    ):
+        raise _Invalid(f"field 'example' must be a list of rows of values, not {_kind(value)}")
+    return rows
+
+
+def _signature(data: dict[str, Any]) -> Signature:
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list):
+        raise _Invalid(f"field 'signature.inputs' must be a list, not {_kind(inputs)}")
+    columns = []
+    for position, spec in enumerate(inputs, start=1):
+        where = f"signature input {position}"
+        if not isinstance(spec, dict):
+            raise _Invalid(f"{where} must be an object, not {_kind(spec)}")
+        name = spec.get("name")
+        if not isinstance(name, str):
+            raise _Invalid(f"{where}: field 'name' must be text, not {_kind(name)}")
+        kind = spec.get("type", "any")
+        if kind not in COLUMN_TYPES:
+            raise _Invalid(f"{where}: field 'type' must be one of {', '.join(COLUMN_TYPES)}")
+        required = spec.get("required", True)
+        if not isinstance(required, bool):
+            raise _Invalid(f"{where}: field 'required' must be true or false")
+        pinned = spec.get("numpy_dtype")
+        if pinned is not None and pinned not in PINNED_DTYPES:
+            pinned_types = ", ".join(PINNED_DTYPES)
+            raise _Invalid(f"{where}: field 'numpy_dtype' must be one of {pinned_types}")
+        columns.append(Column(name, kind, required=required, numpy_dtype=pinned))
+    passthrough = _text_list(data.get("passthrough", []), "signature.passthrough")
+    positional = data.get("positional", False)
+    if not isinstance(positional, bool):
+        raise _Invalid("field 'signature.positional' must be true or false")
+    return Signature(tuple(columns), tuple(passthrough), positional)
+
+
+def _metrics(metrics: dict[str, Any], task: str) -> dict[str, Any]:
+    """Metrics as `info` shows them: the figures it reads must be numbers where it reads them."""
+    if not metrics:
+        return metrics
+    try:
+        _count(metrics["rows"])
+        if task != "classification":
+            for name in ("mae", "rmse", "r2"):
+                _number(metrics[name])
+            return metrics
+        _number(metrics["accuracy"])
+        for scores in [metrics["macro"], *_values(metrics["per_class"])]:
+            for name in ("precision", "recall", "f1"):
+                _number(scores[name])
+        for scores in _values(metrics["per_class"]):
+            _count(scores["support"])
+        confusion = metrics["confusion_matrix"]
+        labels, matrix = confusion["labels"], confusion["matrix"]
+        if not isinstance(labels, list) or not isinstance(matrix, list):
+            raise TypeError
+        if len(labels) != len(matrix) or not all(isinstance(row, list) for row in matrix):
+            raise TypeError
+        for row in matrix:
+            for value in row:
+                _count(value)
+    except (KeyError, TypeError):
+        raise _Invalid(
+            "field 'metrics' is not what train writes (rows, and accuracy, per_class, macro "
+            "and confusion_matrix for a classifier; mae, rmse and r2 for a regressor)"
+        ) from None
+    return metrics
+
+
+def _values(value: Any) -> list[Any]:
+    if not isinstance(value, dict):
+        raise TypeError
+    return list(value.values())
+
+
+def _number(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError
+
+
+def _count(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError, first_line
 from .card import EXAMPLE_ROWS, Inspection, ModelCard, card_of_estimator, version_notices
+from .model_files import METADATA_LIMIT, confined, read_regular
 from .serialization import (
     SKOPS,
     TrustReview,
@@ -35,6 +36,9 @@ SKLEARN_FLAVOR = "sklearn"
 PYFUNC_FLAVOR = "python_function"
 SKLEARN_LOADER = "mlflow.sklearn"
 MLFLOW_SERIALIZATIONS = ("skops", "cloudpickle", "pickle")
+# An MLmodel file is a few dozen YAML nodes nested five deep; its signature is one of them.
+MLMODEL_NODES = 100_000
+MLMODEL_DEPTH = 64
 
 # MLflow's column type: the column type it is validated as here, and the numpy dtype
 # MLflow casts it to before the model sees it, where that differs from the validated one.
@@ -76,44 +80,61 @@ def is_mlflow_directory(location: Path) -> bool:
 
 
 def describe_mlflow_model(location: Path) -> MlflowDescription:
-    """Read `MLmodel`: the flavor, the estimator's file and format, the signature, the origin."""
-    import yaml
+    """Read `MLmodel`: the flavor, the estimator's file and format, the signature, the origin.
 
+    Every field infer-cli reads must have the type MLflow writes; anything else is a model
+    error naming the field.
+    """
     mlmodel = location / MLMODEL_FILE
-    try:
-        document = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"cannot read {mlmodel}: {exc.strerror}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{mlmodel}: not valid YAML ({first_line(exc)})") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("flavors"), dict):
+    document = read_mlmodel(mlmodel)
+    flavors = _field(document, "flavors", dict, mlmodel)
+    if flavors is None:
         raise ModelError(f"{mlmodel}: not an MLflow model file (no flavors)")
-    flavors: dict[str, Any] = document["flavors"]
     flavor, model_file, serialization, trusted = _sklearn_flavor(flavors, mlmodel)
     pyfunc = flavors.get(PYFUNC_FLAVOR) or {}
     sklearn = flavors.get(SKLEARN_FLAVOR) or {}
-    source = {
-        "format": "mlflow",
-        "flavor": flavor,
-        "mlflow_version": document.get("mlflow_version"),
-        "run_id": document.get("run_id"),
-        "artifact_path": document.get("artifact_path"),
-        "model_uuid": document.get("model_uuid"),
-        "model_id": document.get("model_id"),
-    }
+    source: dict[str, str | None] = {"format": "mlflow", "flavor": flavor}
+    for key in ("mlflow_version", "run_id", "artifact_path", "model_uuid", "model_id"):
+        source[key] = _text(document, key, mlmodel)
     return MlflowDescription(
         directory=location,
         model_file=model_file,
         serialization=serialization,
         trusted_types=trusted,
-        signature=_signature(document.get("signature"), mlmodel),
-        predict_fn=str(pyfunc.get("predict_fn") or "predict"),
-        sklearn_version=sklearn.get("sklearn_version"),
-        python_version=pyfunc.get("python_version"),
-        created=str(document.get("utc_time_created") or ""),
+        signature=_signature(_field(document, "signature", dict, mlmodel), mlmodel),
+        predict_fn=_text(pyfunc, "predict_fn", mlmodel) or "predict",
+        sklearn_version=_text(sklearn, "sklearn_version", mlmodel),
+        python_version=_text(pyfunc, "python_version", mlmodel),
+        created=_text(document, "utc_time_created", mlmodel) or "",
         source={key: value for key, value in source.items() if value is not None},
         example=_example(location, document.get("saved_input_example_info")),
     )
+
+
+def read_mlmodel(mlmodel: Path) -> dict[str, Any]:
+    """`MLmodel` as a mapping, read in bounded memory: the file capped, YAML aliases (which
+    let a small file expand into gigabytes) refused, nesting and node count bounded."""
+    import yaml
+
+    try:
+        text = read_regular(mlmodel, limit=METADATA_LIMIT)
+    except OSError as exc:
+        raise ModelError(f"cannot read {mlmodel}: {exc.strerror}") from exc
+    try:
+        loader = _bounded_loader()(text.decode("utf-8"))
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        raise ModelError(f"{mlmodel}: {exc}") from None
+    except RecursionError:
+        raise ModelError(f"{mlmodel}: not valid YAML (nested too deeply)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{mlmodel}: not valid YAML ({first_line(exc)})") from exc
+    if not isinstance(document, dict):
+        raise ModelError(f"{mlmodel}: not an MLflow model file (not a mapping)")
+    return document
 
 
 def load_mlflow_model(location: Path, *, trust_types: Iterable[str] = ()) -> Model:
@@ -194,14 +215,17 @@ def _sklearn_flavor(
     flavors: dict[str, Any], mlmodel: Path
 ) -> tuple[str, str, str, tuple[str, ...]]:
     """(flavor, model file, serialization, trusted types), the way mlflow.sklearn finds them."""
-    sklearn = flavors.get(SKLEARN_FLAVOR)
-    pyfunc = flavors.get(PYFUNC_FLAVOR)
-    if isinstance(sklearn, dict) and sklearn.get("pickled_model"):
-        flavor, model_file = SKLEARN_FLAVOR, str(sklearn["pickled_model"])
-        serialization = str(sklearn.get("serialization_format") or "pickle")
-        trusted = tuple(str(name) for name in sklearn.get("skops_trusted_types") or ())
-    elif isinstance(pyfunc, dict) and pyfunc.get("loader_module") == SKLEARN_LOADER:
-        flavor, model_file = PYFUNC_FLAVOR, str(pyfunc.get("model_path") or "")
+    sklearn = _field(flavors, SKLEARN_FLAVOR, dict, mlmodel)
+    pyfunc = _field(flavors, PYFUNC_FLAVOR, dict, mlmodel)
+    if sklearn is not None and sklearn.get("pickled_model"):
+        flavor, model_file = SKLEARN_FLAVOR, str(_text(sklearn, "pickled_model", mlmodel))
+        serialization = _text(sklearn, "serialization_format", mlmodel) or "pickle"
+        listed = _field(sklearn, "skops_trusted_types", list, mlmodel) or []
+        if not all(isinstance(name, str) for name in listed):
+            raise ModelError(f"{mlmodel}: 'skops_trusted_types' must be a list of type names")
+        trusted = tuple(listed)
+    elif pyfunc is not None and pyfunc.get("loader_module") == SKLEARN_LOADER:
+        flavor, model_file = PYFUNC_FLAVOR, _text(pyfunc, "model_path", mlmodel) or ""
         # Without a sklearn flavor MLflow assumes a pickle; a .skops file can only be skops.
         serialization = SKOPS if model_file.endswith(".skops") else "pickle"
         trusted = ()
@@ -221,21 +245,61 @@ def _sklearn_flavor(
     return flavor, model_file, serialization, trusted
 
 
-def _signature(signature: Any, mlmodel: Path) -> Signature | None:
-    if not isinstance(signature, dict) or not signature.get("inputs"):
+def _field(data: dict[str, Any], key: str, kind: type, mlmodel: Path) -> Any:
+    value = data.get(key)
+    if value is not None and not isinstance(value, kind):
+        expected = "a mapping" if kind is dict else "a list"
+        raise ModelError(f"{mlmodel}: '{key}' must be {expected}, not {_yaml_kind(value)}")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, mlmodel: Path) -> str | None:
+    """A scalar field as text (YAML reads an unquoted time as a datetime, a version as a
+    number); a list or a mapping where MLflow writes a scalar is refused."""
+    value = data.get(key)
+    if value is None:
         return None
+    if isinstance(value, (dict, list, set, bytes)):
+        raise ModelError(f"{mlmodel}: '{key}' must be text, not {_yaml_kind(value)}")
+    return str(value)
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, set)):
+        return "a list"
+    if isinstance(value, bytes):
+        return "binary data"
+    return type(value).__name__
+
+
+def _signature(signature: dict[str, Any] | None, mlmodel: Path) -> Signature | None:
+    if signature is None or not signature.get("inputs"):
+        return None
+    text = signature["inputs"]
+    if not isinstance(text, str):
+        raise ModelError(f"{mlmodel}: the signature's inputs must be JSON text")
     try:
-        inputs = json.loads(signature["inputs"])
-    except (TypeError, ValueError) as exc:
+        inputs = json.loads(text)
+    except RecursionError:
+        raise ModelError(f"{mlmodel}: the signature's inputs are nested too deeply") from None
+    except ValueError as exc:
         raise ModelError(f"{mlmodel}: the signature's inputs are not valid JSON ({exc})") from exc
     if not isinstance(inputs, list) or not all(isinstance(spec, dict) for spec in inputs):
         raise ModelError(f"{mlmodel}: the signature's inputs are not a list of columns")
+    for spec in inputs:
+        for key, kind in (("name", str), ("type", str), ("required", bool)):
+            if key in spec and not isinstance(spec[key], kind):
+                expected = "text" if kind is str else "true or false"
+                raise ModelError(f"{mlmodel}: the signature's input '{key}' must be {expected}")
     return signature_from_mlflow(inputs, str(mlmodel))
 
 
 def _tensor_signature(inputs: list[dict[str, Any]], where: str) -> Signature:
-    spec = inputs[0].get("tensor-spec") or {}
-    shape = list(spec.get("shape") or [])
+    spec = inputs[0].get("tensor-spec")
+    shape = spec.get("shape") if isinstance(spec, dict) else None
+    shape = shape if isinstance(shape, list) else []
     if len(inputs) == 1 and "name" not in inputs[0] and len(shape) in (1, 2) and shape[0] == -1:
         width = shape[1] if len(shape) == 2 else 1
         if isinstance(width, int) and width > 0:
@@ -248,13 +312,14 @@ def _tensor_signature(inputs: list[dict[str, Any]], where: str) -> Signature:
 
 
 def _read_payload(description: MlflowDescription) -> bytes:
+    """The model file, which MLmodel names: resolved, and refused unless it is a regular
+    file inside the model directory (MLflow records no hash to check it against)."""
     path = description.model_path
+    resolved = confined(description.directory, description.model_file, named_by=MLMODEL_FILE)
     try:
-        return path.read_bytes()
+        return read_regular(resolved, shown=path)
     except FileNotFoundError as exc:
         raise ModelError(f"{path}: missing (MLmodel names it as the model file)") from exc
-    except IsADirectoryError as exc:
-        raise ModelError(f"{path}: a directory, not a model file") from exc
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -288,18 +353,57 @@ def _example(location: Path, info: Any) -> list[dict[str, Any]]:
     """The model's input example, when MLflow saved one as a table; only shown, never trusted."""
     if not isinstance(info, dict) or info.get("type") != "dataframe":
         return []
-    name = str(info.get("artifact_path") or "")
-    if not name or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+    name = info.get("artifact_path")
+    if not isinstance(name, str):
         return []
     try:
-        document = json.loads((location / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        path = confined(location, name, named_by=MLMODEL_FILE)
+        document = json.loads(read_regular(path, limit=METADATA_LIMIT))
+    except (ModelError, OSError, ValueError, RecursionError):
         return []
+    rows: list[dict[str, Any]] = []
     if info.get("pandas_orient", "split") == "split" and isinstance(document, dict):
         columns, data = document.get("columns"), document.get("data")
         if isinstance(columns, list) and isinstance(data, list):
-            rows = [row for row in data[:EXAMPLE_ROWS] if isinstance(row, list)]
-            return [dict(zip(columns, row, strict=False)) for row in rows]
-    if isinstance(document, list):
-        return [row for row in document[:EXAMPLE_ROWS] if isinstance(row, dict)]
+            names = [str(column) for column in columns]
+            shaped = [row for row in data[:EXAMPLE_ROWS] if isinstance(row, list)]
+            rows = [dict(zip(names, row, strict=False)) for row in shaped]
+    elif isinstance(document, list):
+        rows = [row for row in document[:EXAMPLE_ROWS] if isinstance(row, dict)]
+    scalars = (str, int, float, bool, type(None))
+    if all(isinstance(value, scalars) for row in rows for value in row.values()):
+        return rows
     return []
+
+
+class _Refused(Exception):
+    """YAML that would cost memory out of proportion to its size."""
+
+
+def _bounded_loader() -> type:
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        """PyYAML's safe loader, refusing aliases and bounding nesting and node count."""
+
+        depth = 0
+        nodes = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise _Refused(
+                    "YAML aliases are not accepted (a few lines of them can expand into "
+                    "gigabytes); MLflow writes none"
+                )
+            self.nodes += 1
+            if self.nodes > MLMODEL_NODES:
+                raise _Refused(f"more than {MLMODEL_NODES} YAML nodes; not an MLmodel file")
+            if self.depth >= MLMODEL_DEPTH:
+                raise _Refused(f"nested too deeply (more than {MLMODEL_DEPTH} levels)")
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return BoundedLoader

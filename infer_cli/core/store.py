@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import secrets
 import shutil
 import tempfile
 import time
@@ -33,21 +34,25 @@ from .card import (
     Inspection,
     ModelCard,
     card_of_estimator,
+    check_card,
     parse_card,
     version_notices,
 )
 from .model import Model
+from .model_files import METADATA_LIMIT, digest_regular, read_regular
 from .model_uri import RegistryFacts, is_model_uri, is_registry_uri, resolve_model_uri
 from .profiling import PROFILE_FILE
 from .serialization import (
-    UntrustedTypes,
+    PICKLE_WARNING,
     describe,
     dump_skops,
     is_pickle_based,
     load_pickled,
     load_skops,
+    sniff_pickle,
 )
 from .serialization import review_trust as _review_trust
+from .signature import Signature
 
 SKOPS_MODEL_FILE = "model.skops"
 MODEL_FILES = {"joblib": MODEL_FILE, "skops": SKOPS_MODEL_FILE}
@@ -113,7 +118,7 @@ def save_model(
     check_model_destination(directory)
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = _staging_directory(target)
     try:
         payload, card.trusted_types = _serialize(estimator, serialization)
         card.serialization = serialization
@@ -190,15 +195,19 @@ def load_model(
 
             return load_mlflow_model(location, trust_types=trust_types)
         return _load_directory(location, trust_types)
-    if location.is_file():
-        if location.suffix.lower() not in BARE_SUFFIXES:
-            raise ModelError(
-                f"{location}: not a model (expected a model directory or a "
-                f"{'/'.join(BARE_SUFFIXES)} file)"
-            )
-        return _load_bare(location)
-    hint = "train one with `infer-cli train`, or point -m or $INFER_CLI_MODEL at one"
-    raise ModelError(f"no model at '{location}' ({hint})")
+    _check_bare(location)
+    return _load_bare(location)
+
+
+def _check_bare(location: Path) -> None:
+    if not location.exists():
+        hint = "train one with `infer-cli train`, or point -m or $INFER_CLI_MODEL at one"
+        raise ModelError(f"no model at '{location}' ({hint})")
+    if location.suffix.lower() not in BARE_SUFFIXES:
+        raise ModelError(
+            f"{location}: not a model (expected a model directory or a "
+            f"{'/'.join(BARE_SUFFIXES)} file)"
+        )
 
 
 def inspect_model(
@@ -207,9 +216,9 @@ def inspect_model(
     trust_types: Iterable[str] | None = None,
     tracking_uri: str | None = None,
 ) -> Inspection:
-    """Describe a model. A directory is read without unpickling, so a tampered file is
-    reported rather than loaded; a bare file has no card and must be loaded to be described.
-    """
+    """Describe a model without loading it: a directory is read without unpickling, so a
+    tampered file is reported rather than loaded, and a bare pickle is described from its
+    bytes alone."""
     reference = model_reference(path)
     if is_model_uri(reference):
         resolved = resolve_model_uri(reference, tracking_uri)
@@ -223,13 +232,8 @@ def inspect_model(
 
         return inspect_mlflow_model(location, trust_types=trust_types)
     if not location.is_dir():
-        model = load_model(location)
-        return Inspection(
-            location, "bare estimator file", "joblib/pickle (can run code when loaded)",
-            model.card, location.stat().st_size, model.card.sha256, None,
-        )  # fmt: skip
-    card_bytes, payload = _read_model_files(location)
-    card = parse_card(card_bytes, location)
+        return _inspect_bare(location)
+    card, payload = _read_model_files(location)
     actual = hashlib.sha256(payload).hexdigest()
     trust = None
     if card.serialization == "skops":
@@ -251,8 +255,30 @@ def check_loadable(inspection: Inspection) -> None:
             "model.json; it will not load"
         )
     if inspection.trust is not None and inspection.trust.refused:
-        source = inspection.path / inspection.card.model_file
-        raise UntrustedTypes(source, list(inspection.trust.refused), inspection.card.trusted_types)
+        raise inspection.trust.refusal(inspection.path / inspection.card.model_file)
+
+
+def _inspect_bare(location: Path) -> Inspection:
+    """A bare estimator file from its bytes: unpickling it to describe it would run it."""
+    _check_bare(location)
+    try:
+        size, digest, head = digest_regular(location)
+    except OSError as exc:
+        raise ModelError(f"cannot read {location}: {exc.strerror}") from exc
+    serialization, details = sniff_pickle(head, location)
+    card = ModelCard(
+        task="unknown (a pickle is not loaded to be described)",
+        target=None,
+        classes=None,
+        signature=Signature(()),
+        sha256=digest,
+        serialization=serialization,
+        model_file=location.name,
+    )
+    return Inspection(
+        location, "bare estimator file", f"{details} ({PICKLE_WARNING})",
+        card, size, digest, None,
+    )  # fmt: skip
 
 
 def _record_registry(card: ModelCard, facts: RegistryFacts | None) -> None:
@@ -279,8 +305,7 @@ def _serialize(estimator: Any, serialization: str) -> tuple[bytes, list[str]]:
 
 
 def _load_directory(location: Path, trust_types: Iterable[str] = ()) -> Model:
-    card_bytes, payload = _read_model_files(location)
-    card = parse_card(card_bytes, location)
+    card, payload = _read_model_files(location)
     if card.format_version > FORMAT_VERSION:
         raise ModelError(
             f"{location}: model format {card.format_version} is newer than this infer-cli "
@@ -297,18 +322,22 @@ def _load_directory(location: Path, trust_types: Iterable[str] = ()) -> Model:
         estimator = load_skops(payload, source, listed=card.trusted_types, trust=trust_types)
     else:
         estimator = load_pickled(payload, source, "joblib")
+    check_card(card, estimator, location)
     return Model(estimator, card, location, version_notices(card))
 
 
 def _load_bare(location: Path) -> Model:
-    payload = location.read_bytes()
+    try:
+        payload = read_regular(location)
+    except OSError as exc:
+        raise ModelError(f"cannot read {location}: {exc.strerror}") from exc
     estimator = load_pickled(payload, location, "joblib")
     card = card_of_estimator(estimator, location)
     card.sha256 = hashlib.sha256(payload).hexdigest()
     return Model(estimator, card, location)
 
 
-def _read_model_files(location: Path) -> tuple[bytes, bytes]:
+def _read_model_files(location: Path) -> tuple[ModelCard, bytes]:
     """Read the card and the model through one directory handle.
 
     Opening both relative to the same directory descriptor means a save that swaps the
@@ -328,7 +357,7 @@ class _Replaced(Exception):
     """The model directory was replaced while being opened or read."""
 
 
-def _read_once(location: Path) -> tuple[bytes, bytes]:
+def _read_once(location: Path) -> tuple[ModelCard, bytes]:
     try:
         directory = os.open(location, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError as exc:
@@ -337,8 +366,9 @@ def _read_once(location: Path) -> tuple[bytes, bytes]:
         raise ModelError(f"cannot open model directory '{location}': {exc.strerror}") from exc
     try:
         try:
-            card_bytes = _read_at(directory, location, CARD_FILE)
-            return card_bytes, _read_at(directory, location, _model_file_of(card_bytes, location))
+            card_bytes = _read_at(directory, location, CARD_FILE, METADATA_LIMIT)
+            card = parse_card(card_bytes, location)
+            return card, _read_at(directory, location, _model_file_of(card, location))
         except ModelError:
             if _moved(directory, location):
                 raise _Replaced from None
@@ -355,25 +385,33 @@ def _moved(directory: int, location: Path) -> bool:
         return True
 
 
-def _model_file_of(card_bytes: bytes, location: Path) -> str:
-    try:
-        name = json.loads(card_bytes).get("model_file", MODEL_FILE)
-    except (ValueError, AttributeError) as exc:
-        raise ModelError(f"{location / CARD_FILE}: not a valid model card ({exc})") from exc
+def _model_file_of(card: ModelCard, location: Path) -> str:
+    name = card.model_file
     if name not in MODEL_FILES.values():
         raise ModelError(f"{location / CARD_FILE}: unknown model file '{name}'")
-    return str(name)
+    return name
 
 
-def _read_at(directory: int, location: Path, name: str) -> bytes:
+def _read_at(directory: int, location: Path, name: str, limit: int | None = None) -> bytes:
     try:
-        descriptor = os.open(name, os.O_RDONLY, dir_fd=directory)
+        return read_regular(Path(name), limit=limit, dir_fd=directory, shown=location / name)
     except FileNotFoundError as exc:
         raise ModelError(f"{location}: not a model directory (no {name})") from exc
     except OSError as exc:
         raise ModelError(f"cannot read {location / name}: {exc.strerror}") from exc
-    with os.fdopen(descriptor, "rb") as handle:
-        return handle.read()
+
+
+def _staging_directory(target: Path) -> Path:
+    """A new hidden sibling of `target`, created with the umask's permissions (mkdtemp's are
+    0700, which a model renamed into place would keep: a service account could not read it)."""
+    for _ in range(100):
+        staging = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+        try:
+            os.mkdir(staging, 0o777)
+        except FileExistsError:
+            continue
+        return staging
+    raise UsageError(f"cannot create a staging directory beside '{target}'")
 
 
 def _write_synced(path: Path, payload: bytes) -> None:

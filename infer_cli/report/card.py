@@ -89,6 +89,7 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
         ("format", inspection.serialization),
         ("pickle-based", "[yellow]yes[/]" if inspection.pickle_based else "no"),
         ("trusted types", _trust(inspection)),
+        ("functions", _callables(inspection)),
         ("size", _size(inspection.size_bytes)),
         ("sha256", inspection.sha256_actual),
         ("integrity", integrity),
@@ -153,6 +154,19 @@ def _trust(inspection: Inspection) -> str:
     if trust.refused:
         parts.append(f"[bold red]not trusted[/]: {', '.join(trust.refused)}")
     return "; ".join(parts)
+
+
+def _callables(inspection: Inspection) -> str:
+    """Every function and type object a skops model holds: code it may call as it predicts."""
+    trust = inspection.trust
+    if trust is None:
+        return "-"
+    parts = []
+    if trust.functions:
+        parts.append(f"[yellow]{', '.join(trust.functions)}[/]")
+    if trust.type_objects:
+        parts.append(f"type objects: {', '.join(trust.type_objects)}")
+    return "; ".join(parts) or "none"
 
 
 def _signature_table(inspection: Inspection) -> Table:

@@ -293,7 +293,7 @@ def test_info_says_where_the_model_came_from_and_if_it_is_a_pickle(
     assert shown["source"]["format"] == "mlflow"
     assert shown["source"]["mlflow_version"]
     assert shown["model_format"] == serialization
-    assert ("can run code" in shown["serialization"]) is (serialization != "skops")
+    assert ("runs code when loaded" in shown["serialization"]) is (serialization != "skops")
     assert shown["pickle_based"] is (serialization != "skops")
     assert shown["versions"]["scikit-learn"]
     assert [c["name"] for c in shown["signature"]["inputs"]][:2] == [
@@ -308,7 +308,7 @@ def test_info_says_where_the_model_came_from_and_if_it_is_a_pickle(
 def test_info_card_for_people_names_the_origin(churn_models: dict[str, Path], cli: Any) -> None:
     result = cli("info", "-m", churn_models["pickle"])
     assert result.exit_code == 0, result.output
-    for fact in ("MLflow", "pickle-based", "can run code when loaded", "int64"):
+    for fact in ("MLflow", "pickle-based", "runs code when loaded", "int64"):
         assert fact in result.stderr
 
 
@@ -378,7 +378,7 @@ def test_custom_class_in_skops_file_is_refused_until_named(
     refused = cli("predict", "-m", directory, "-i", "-", input=rows)
     assert refused.exit_code == 4
     assert f"refusing to load types that are not trusted: {custom}" in refused.stderr
-    assert "only numpy, SciPy and scikit-learn types are taken on its word" in refused.stderr
+    assert "which cannot vouch for classes off infer-cli's allow-list" in refused.stderr
     info = cli("info", "-m", directory, "--json")
     assert info.exit_code == 4
     assert json.loads(info.stdout)["trust"]["refused"] == [custom]

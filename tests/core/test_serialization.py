@@ -118,9 +118,8 @@ def test_untrusted_function_is_refused_with_its_name_until_named(
     assert caught.value.exit_code == 4
     assert str(caught.value) == (
         f"{directory / 'model.skops'}: refusing to load types that are not trusted: "
-        "_operator.neg (the model's metadata lists _operator.neg, but only numpy, SciPy and "
-        "scikit-learn types are taken on its word); if you trust where this model came from, "
-        "pass --trust-types _operator.neg"
+        "_operator.neg (listed by the model's metadata, which cannot vouch for functions or type "
+        "objects); if you trust where this model came from, pass --trust-types _operator.neg"
     )
     rows = pd.DataFrame({"x": [0.0, 3.0]})
     trusted = load_model(directory, trust_types=["_operator.neg"])

@@ -400,10 +400,10 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_when_broken(
     app, port = serve(load_model(path))
     old_sha = app.model.card.sha256 if app.model else ""
     replacement = load_model(trained_models["iris"])
-    replacement.card.metrics = {"retrained": True}
+    replacement.card.training = {"retrained": True}
     save_model(replacement.estimator, replacement.card, path)
     assert reload_model(app, path)
-    assert app.model is not None and app.model.card.metrics == {"retrained": True}
+    assert app.model is not None and app.model.card.training == {"retrained": True}
     new_sha = app.model.card.sha256
     assert new_sha != old_sha
     (path / "model.joblib").write_bytes(b"not a model")
@@ -434,7 +434,7 @@ def test_reload_flag_picks_up_a_model_saved_over_the_served_one(
     watcher.start()
     time.sleep(0.5)
     replacement = load_model(trained_models["iris"])
-    replacement.card.metrics = {"retrained": True}
+    replacement.card.training = {"retrained": True}
     new_sha = save_model(replacement.estimator, replacement.card, path).sha256
     deadline = time.monotonic() + 20
     while app.model.card.sha256 != new_sha and time.monotonic() < deadline:
@@ -547,7 +547,7 @@ def test_workers_share_the_socket_and_sighup_reloads(
             status, document = post_json(port, "/invocations", {"dataframe_records": rows})
             assert status == 200 and len(document["predictions"]) == 3
         replacement = load_model(trained_models["iris"])
-        replacement.card.metrics = {"retrained": True}
+        replacement.card.training = {"retrained": True}
         new_sha = save_model(replacement.estimator, replacement.card, path).sha256
         process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 30
