@@ -1,5 +1,5 @@
 """Request bodies as rows: JSON documents (refusing what no column can hold), the input
-shapes of MLflow's `/invocations` and of V2 tensors, and CSV and Parquet tables.
+shapes of MLflow's `/invocations`, and CSV and Parquet tables (V2 tensors: `tensors`).
 
 Every path ends in a `Payload` whose cells hold one plain value each, so nothing a client
 sends reaches pandas or a model in a shape they fail on with anything but a `DataError`.
@@ -246,26 +246,6 @@ class Reader:
             "send rows as lists or objects"
         )
 
-    def tensors(self, tensors: list[Any]) -> Payload:
-        """V2 input tensors: one row-major 2-D tensor, or one 1-D tensor per column."""
-        if len(tensors) == 1 and len(_shape(tensors[0])) == 2:
-            return self._matrix(tensors[0])
-        self.limits.check(columns=len(tensors))
-        columns: Columns = {}
-        for tensor in tensors:
-            shape = _shape(tensor)
-            if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-                raise DataError(
-                    f"input '{tensor['name']}': send one 2-D tensor of rows, "
-                    "or one 1-D tensor per column"
-                )
-            self.limits.check(rows=shape[0])
-            columns[tensor["name"]] = _flat_data(tensor, shape[0])
-        lengths = {len(values) for values in columns.values()}
-        if len(lengths) > 1:
-            raise DataError("the input tensors have different lengths")
-        return Payload(columns, rows=lengths.pop())
-
     def csv(self, body: bytes) -> Payload:
         """A CSV body with a header row."""
         import pyarrow as pa
@@ -324,17 +304,6 @@ class Reader:
                     raise DataError(f"'{key}': row {position + 1} has {got}, expected {width}")
         return Payload(rows=len(data), by_row=data, names=list(columns))
 
-    def _matrix(self, tensor: dict[str, Any]) -> Payload:
-        rows, width = _shape(tensor)
-        self.limits.check(rows=rows, columns=width)
-        if width != len(self.names):
-            raise DataError(
-                f"input '{tensor['name']}' has {width} columns; the model takes "
-                f"{len(self.names)} ({', '.join(self.names)})"
-            )
-        data = _flat_data(tensor, rows * width)
-        return Payload({name: data[i::width] for i, name in enumerate(self.names)}, rows=rows)
-
     def _kept(self, present: Sequence[str]) -> list[str]:
         """The columns of `present` the model reads: its own, or its first ones by position."""
         if self.by_position:
@@ -350,30 +319,6 @@ def _duplicate(names: Sequence[str]) -> str:
             return name
         seen.add(name)
     raise ValueError("no duplicate")
-
-
-def _shape(tensor: Any) -> list[int]:
-    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-        raise DataError("each input tensor must be an object with 'name', 'shape' and 'data'")
-    shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in shape
-    ):
-        raise DataError(f"input '{tensor['name']}': 'shape' must be a list of sizes")
-    return shape
-
-
-def _flat_data(tensor: dict[str, Any], size: int) -> list[Any]:
-    data = tensor.get("data")
-    if not isinstance(data, list):
-        raise DataError(f"input '{tensor['name']}': 'data' must be a list")
-    if data and isinstance(data[0], list):
-        data = [value for row in data for value in (row if isinstance(row, list) else [row])]
-    if len(data) != size:
-        raise DataError(
-            f"input '{tensor['name']}': 'data' holds {len(data)} values, its shape says {size}"
-        )
-    return data
 
 
 def _check_cells(columns: Columns, first_row: int) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, SchemaError
+from . import tensors
 from .errors import UnsupportedMediaType
 from .payloads import Limits, Payload, Reader
 
@@ -39,6 +40,8 @@ SHAPES = (
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
+BINARY_TYPE = "application/octet-stream"
+"""What a V2 body with binary tensor data may be labelled (it needs no label)."""
 ACCEPTED_TYPES = JSON_TYPES + CSV_TYPES + PARQUET_TYPES
 V2_OUTPUTS = ("predict", "predict_proba")
 
@@ -59,6 +62,8 @@ class InferRequest:
     outputs: tuple[str, ...] = ("predict",)
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    binary: frozenset[str] = frozenset()
+    """The outputs to write as raw bytes after the JSON (the binary tensor data extension)."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -103,21 +108,35 @@ def decode_invocation(
 
 
 def decode_infer(
-    body: bytes, content_type: str | None, names: Sequence[str], limits: Limits | None = None
+    body: bytes,
+    content_type: str | None,
+    names: Sequence[str],
+    limits: Limits | None = None,
+    header_length: str | None = None,
 ) -> InferRequest:
-    """Decode a V2 `infer` body: one row-major 2-D tensor, or one 1-D tensor per column."""
-    kind = media_type(content_type)
-    if kind not in JSON_TYPES:
-        raise UnsupportedMediaType(f"unsupported Content-Type '{kind}' (send application/json)")
+    """Decode a V2 `infer` body: one row-major 2-D tensor, or one 1-D tensor per column, their
+    values in JSON or, past the `Inference-Header-Content-Length` (`header_length`) bytes of
+    JSON, as raw bytes. A body without a content type is JSON, as V2 clients send it."""
+    kind = content_type.partition(";")[0].strip().lower() if content_type else None
+    if kind not in (None, "", *JSON_TYPES, BINARY_TYPE):
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type '{kind}' (send application/json, or no Content-Type)"
+        )
+    header, binary = tensors.split_body(body, header_length)
     reader = Reader(names, limits or Limits())
-    document = reader.json(body)
+    document = reader.json(header)
     if not isinstance(document, dict):
         raise DataError("the request body must be a JSON object with an 'inputs' list")
-    tensors = document.get("inputs")
-    if not isinstance(tensors, list) or not tensors:
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
         raise DataError("'inputs' must be a non-empty list of tensors")
-    payload = reader.tensors(tensors)
-    _check(payload, reader.limits)
+    limits = reader.limits
+    payload = tensors.read_inputs(inputs, binary, names, limits)
+    _check(payload, limits)
+    parameters = document.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise DataError("'parameters' must be an object")
+    all_binary = _flag(parameters, "binary_data_output", "parameters")
     outputs = document.get("outputs") or [{"name": "predict"}]
     if not isinstance(outputs, list) or not all(
         isinstance(output, dict) and isinstance(output.get("name"), str) for output in outputs
@@ -127,17 +146,34 @@ def decode_infer(
     for name in wanted:
         if name not in V2_OUTPUTS:
             raise DataError(f"unknown output '{name}' (this model gives: {', '.join(V2_OUTPUTS)})")
+    binary_outputs = frozenset(
+        output["name"]
+        for output in outputs
+        if _flag(output.get("parameters"), "binary_data", f"output '{output['name']}'", all_binary)
+    )
     request_id = document.get("id")
     if request_id is not None and (
         isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))
     ):
         raise DataError("'id' must be a string")
-    parameters = document.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise DataError("'parameters' must be an object")
     return InferRequest(
-        payload, wanted, None if request_id is None else str(request_id), parameters
+        payload,
+        wanted,
+        None if request_id is None else str(request_id),
+        parameters,
+        binary_outputs,
     )
+
+
+def _flag(parameters: Any, name: str, where: str, default: bool = False) -> bool:
+    if parameters is None:
+        return default
+    if not isinstance(parameters, dict):
+        raise DataError(f"{where}: 'parameters' must be an object")
+    value = parameters.get(name, default)
+    if not isinstance(value, bool):
+        raise DataError(f"{where}: '{name}' must be true or false")
+    return value
 
 
 @dataclass(frozen=True)
@@ -155,14 +191,26 @@ class Part:
 
 
 def encode_part(
-    values: np.ndarray, probabilities: np.ndarray | None = None, *, flat: bool = False
+    values: np.ndarray,
+    probabilities: np.ndarray | None = None,
+    *,
+    flat: bool = False,
+    binary: frozenset[str] = frozenset(),
 ) -> Part:
-    """A part of a reply: probabilities as rows of lists (MLflow) or row-major (`flat`, V2)."""
+    """A part of a reply: probabilities as rows of lists (MLflow) or row-major (`flat`, V2);
+    the V2 outputs named in `binary` as raw bytes."""
+    datatype = tensor_datatype(values)
     proba = None
     if probabilities is not None:
-        proba = _items(plain_list(probabilities.reshape(-1)) if flat else plain_rows(probabilities))
+        if "predict_proba" in binary:
+            proba = tensors.raw_bytes(probabilities.reshape(-1), "FP64")
+        else:
+            rows = plain_list(probabilities.reshape(-1)) if flat else plain_rows(probabilities)
+            proba = _items(rows)
     width = 0 if probabilities is None else int(probabilities.shape[1])
-    return Part(len(values), _items(plain_list(values)), proba, tensor_datatype(values), width)
+    if "predict" in binary:
+        return Part(len(values), tensors.raw_bytes(values, datatype), proba, datatype, width)
+    return Part(len(values), _items(plain_list(values)), proba, datatype, width)
 
 
 def encode_predictions(
@@ -192,8 +240,9 @@ def encode_infer_response(
     classes: Sequence[Any] | None,
 ) -> bytes:
     """A V2 inference response holding the outputs the request asked for."""
-    part = encode_part(values, probabilities, flat=True)
-    return infer_body(request, model_name, model_version, [part], classes)
+    part = encode_part(values, probabilities, flat=True, binary=request.binary)
+    header, binary = infer_body(request, model_name, model_version, [part], classes)
+    return header + binary
 
 
 def infer_body(
@@ -202,34 +251,39 @@ def infer_body(
     model_version: str,
     parts: Sequence[Part],
     classes: Sequence[Any] | None,
-) -> bytes:
-    """The V2 reply for the rows of `parts` (written with `flat=True`), in order."""
+) -> tuple[bytes, bytes]:
+    """The V2 reply for the rows of `parts` (written with `flat=True`), in order: its JSON,
+    and the raw bytes of the outputs asked for in binary, which follow the JSON."""
     rows = sum(part.rows for part in parts)
     first = parts[0]
     outputs: list[bytes] = []
+    binary: list[bytes] = []
     for name in request.outputs:
         if name == "predict":
-            head: dict[str, Any] = {
-                "name": "predict",
-                "shape": [rows],
-                "datatype": first.datatype,
-                "data": [],
-            }
-            outputs.append(_filled(head, _joined(part.values for part in parts)))
+            head: dict[str, Any] = {"name": "predict", "shape": [rows], "datatype": first.datatype}
+            items: list[bytes | None] = [part.values for part in parts]
         elif first.probabilities is not None:
             head = {
                 "name": "predict_proba",
                 "shape": [rows, first.width],
                 "datatype": "FP64",
-                "data": [],
                 "parameters": {"classes": [_plain(label) for label in classes or []]},
             }
-            outputs.append(_filled(head, _joined(part.probabilities for part in parts)))
+            items = [part.probabilities for part in parts]
+        else:
+            continue
+        if name in request.binary:
+            data = b"".join(item for item in items if item)
+            head["parameters"] = {**head.get("parameters", {}), tensors.BINARY_SIZE: len(data)}
+            outputs.append(_dump(head))
+            binary.append(data)
+        else:
+            outputs.append(_filled({**head, "data": []}, _joined(items)))
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     body = _dump(document)[:-1] + b',"outputs":[' + b",".join(outputs) + b"]"
     if request.id is not None:
         body += b',"id":' + _dump(request.id)
-    return body + b"}"
+    return body + b"}", b"".join(binary)
 
 
 def _items(values: list[Any]) -> bytes:
@@ -243,42 +297,6 @@ def _joined(items: Iterable[bytes | None]) -> bytes:
 def _filled(output: dict[str, Any], items: bytes) -> bytes:
     # A string value writes its quotes escaped, so `"data":[]` can only be the key itself.
     return _dump(output).replace(b'"data":[]', b'"data":[' + items + b"]", 1)
-
-
-def model_metadata(
-    name: str,
-    version: str,
-    inputs: Sequence[tuple[str, str]],
-    classes: Sequence[Any] | None,
-    gives_proba: bool,
-) -> dict[str, Any]:
-    """V2 model metadata: each input column as a 1-D tensor, and the outputs.
-
-    `inputs` are (name, signature type) pairs; `classes` are a classifier's labels, None
-    for a regressor.
-    """
-    datatypes = {"float": "FP64", "integer": "INT64", "boolean": "BOOL"}
-    if classes is None:
-        predicted = "FP64"
-    elif all(isinstance(label, int) and not isinstance(label, bool) for label in classes):
-        predicted = "INT64"
-    else:
-        predicted = "BYTES"
-    outputs = [{"name": "predict", "datatype": predicted, "shape": [-1]}]
-    if gives_proba:
-        outputs.append(
-            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes or [])]}
-        )
-    return {
-        "name": name,
-        "versions": [version],
-        "platform": "scikit-learn",
-        "inputs": [
-            {"name": column, "datatype": datatypes.get(kind, "BYTES"), "shape": [-1]}
-            for column, kind in inputs
-        ],
-        "outputs": outputs,
-    }
 
 
 def encode_json(document: Any) -> bytes:

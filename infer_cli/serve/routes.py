@@ -15,12 +15,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import DataError, InferError, SchemaError
-from . import protocol
+from . import protocol, tensors
 from .access_log import log
 from .drift import DriftMonitor
 from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
     from ..core.model import Model, Predictions, Prepared
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+"""The binary tensor data extension's header: how many bytes of a V2 body are its JSON."""
 FIRST_PART_ROWS = 4096
 """A request of more rows is scored in parts, each a turn of the batcher, so that small
 requests arriving meanwhile are answered between them instead of after the whole."""
@@ -58,15 +59,17 @@ class Job:
 @dataclass(frozen=True)
 class _Writer:
     """How a request's reply is written: its predictions a part at a time (V2 writes the
-    probabilities row-major, `flat`), then the body around the parts."""
+    probabilities row-major, `flat`, and the outputs named in `binary` as raw bytes), then
+    the reply around the parts."""
 
     flat: bool
-    body: Callable[[list[protocol.Part]], bytes]
+    body: Callable[[list[protocol.Part]], Reply]
+    binary: frozenset[str] = frozenset()
 
     def part(self, values: Any, probabilities: Any) -> protocol.Part:
-        return protocol.encode_part(values, probabilities, flat=self.flat)
+        return protocol.encode_part(values, probabilities, flat=self.flat, binary=self.binary)
 
-    def encode(self, values: Any, probabilities: Any) -> bytes:
+    def encode(self, values: Any, probabilities: Any) -> Reply:
         return self.body([self.part(values, probabilities)])
 
 
@@ -200,11 +203,20 @@ class App:
             _allow(method, "GET")
             return _json(200 if self.ready else 503, {"ready": self.ready})
         parts = path.split("/")
-        if len(parts) < 4 or parts[2] != "models" or len(parts) > 5:
+        if len(parts) < 4 or parts[2] != "models":
             raise NotFound(f"no endpoint at {path}")
         model = self._current()
         if parts[3] != model_name(model):
             raise NotFound(f"no model named '{parts[3]}' (this server has '{model_name(model)}')")
+        if len(parts) >= 6 and parts[4] == "versions":
+            if parts[5] != model_version(model):
+                raise NotFound(
+                    f"model '{parts[3]}' has no version '{parts[5]}' "
+                    f"(this server has '{model_version(model)}')"
+                )
+            del parts[4:6]
+        if len(parts) > 5:
+            raise NotFound(f"no endpoint at {path}")
         action = parts[4] if len(parts) == 5 else ""
         if action == "":
             _allow(method, "GET")
@@ -228,15 +240,23 @@ class App:
         content_type = request.headers.get("Content-Type")
         if job.infer:
             infer = protocol.decode_infer(
-                request.body, content_type, model.signature.names, self.limits
+                request.body,
+                content_type,
+                model.signature.names,
+                self.limits,
+                request.headers.get(HEADER_LENGTH),
             )
             payload, proba = infer.payload, "predict_proba" in infer.outputs
             name, version, classes = model_name(model), model_version(model), model.card.classes
 
-            def body(parts: list[protocol.Part]) -> bytes:
-                return protocol.infer_body(infer, name, version, parts, classes)
+            def body(parts: list[protocol.Part]) -> Reply:
+                header, binary = protocol.infer_body(infer, name, version, parts, classes)
+                if not binary:
+                    return Reply(200, header)
+                length = ((HEADER_LENGTH, str(len(header))),)
+                return Reply(200, header + binary, protocol.BINARY_TYPE, length)
 
-            writer = _Writer(flat=True, body=body)
+            writer = _Writer(flat=True, body=body, binary=infer.binary)
 
         else:
             invocation = protocol.decode_invocation(
@@ -249,7 +269,10 @@ class App:
             payload, proba = invocation.payload, invocation.proba
             classes = model.card.classes if proba else None
 
-            writer = _Writer(flat=False, body=partial(protocol.predictions_body, classes=classes))
+            def body(parts: list[protocol.Part]) -> Reply:
+                return Reply(200, protocol.predictions_body(parts, classes))
+
+            writer = _Writer(flat=False, body=body)
 
         if proba and not model.can_predict_proba:
             raise DataError("this model does not give class probabilities")
@@ -281,7 +304,7 @@ class App:
         parts.size = max(MIN_PART_ROWS, int(rate * PART_SECONDS))
         if stop < payload.rows:
             return None
-        return Reply(200, decoded.writer.body(parts.written))
+        return decoded.writer.body(parts.written)
 
     def _score(self, call: list[_Scoring], jobs: list[Job]) -> list[tuple[_Scoring, Reply]]:
         """One estimator call for `call`; if it fails for several requests, each is scored
@@ -303,11 +326,10 @@ class App:
             stop = start + scoring.prepared.rows
             probabilities = predictions.probabilities
             try:
-                body = scoring.writer.encode(
+                reply = scoring.writer.encode(
                     predictions.values[start:stop],
                     None if probabilities is None else probabilities[start:stop],
                 )
-                reply = Reply(200, body)
             except Exception as exc:
                 reply = error_reply(exc, jobs[scoring.index].request)
             replies.append((scoring, reply))
@@ -353,7 +375,7 @@ def model_version(model: Model) -> str:
 
 def model_metadata(model: Model) -> dict[str, Any]:
     """V2 model metadata: the input columns as tensors, and the outputs."""
-    return protocol.model_metadata(
+    return tensors.model_metadata(
         model_name(model),
         model_version(model),
         [(column.name, column.dtype) for column in model.signature.inputs],
@@ -363,21 +385,33 @@ def model_metadata(model: Model) -> dict[str, Any]:
 
 
 def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
-    """The one place an exception becomes an HTTP status and the JSON error body.
+    """The one place an exception becomes an HTTP status and the JSON error body, in the
+    shape of the route's protocol (`route_protocol`): MLflow's `{"error_code", "message"}`,
+    or the Open Inference Protocol's `{"error": message}` on `/v2`.
 
     Client errors, a model still loading and a timeout are answered; a model failing or a
     bug is also logged, and a bug's traceback stays in the log, never in the reply.
     """
+    v2 = request is not None and route_protocol(request.path) == "v2"
     if isinstance(exc, InferError):
         headers: tuple[tuple[str, str], ...] = ()
         if isinstance(exc, MethodNotAllowed):
             headers = (("Allow", ", ".join(exc.allowed)),)
         if exc.http_status >= 500 and not isinstance(exc, (NotReady, RequestTimeout)):
             log(f"error{_where(request)}: {exc.message}")
-        message = protocol.client_message(exc)
-        return Reply(exc.http_status, protocol.encode_error(exc.error_code, message), JSON, headers)
-    log(f"internal error{_where(request)}:", "".join(traceback.format_exception(exc)))
-    return Reply(500, protocol.encode_error("INTERNAL_ERROR", "internal server error (logged)"))
+        status, code, message = exc.http_status, exc.error_code, protocol.client_message(exc)
+    else:
+        log(f"internal error{_where(request)}:", "".join(traceback.format_exception(exc)))
+        status, code, message = 500, "INTERNAL_ERROR", "internal server error (logged)"
+        headers = ()
+    body = protocol.encode_json({"error": message}) if v2 else protocol.encode_error(code, message)
+    return Reply(status, body, JSON, headers)
+
+
+def route_protocol(path: str) -> str:
+    """The protocol a path belongs to, which shapes its error bodies: "v2" or "mlflow"."""
+    path = path.split("?", 1)[0]
+    return "v2" if path == "/v2" or path.startswith("/v2/") else "mlflow"
 
 
 def _where(request: Request | None) -> str:

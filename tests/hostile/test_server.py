@@ -184,8 +184,11 @@ def test_hostile_json_is_a_400(iris: Client, attack: str) -> None:
     path = "/v2/models/iris/infer" if "V2" in attack else "/invocations"
     status, answer = iris.post(path, body)
     assert status == 400, answer
-    assert answer["error_code"] == "BAD_REQUEST"
-    assert "\n" not in answer["message"]
+    if "V2" in attack:
+        assert set(answer) == {"error"} and "\n" not in answer["error"]
+    else:
+        assert answer["error_code"] == "BAD_REQUEST"
+        assert "\n" not in answer["message"]
     iris.still_serves()
 
 
@@ -492,14 +495,14 @@ def test_rows_and_columns_over_the_limits_are_a_413_naming_them(
     assert (status, len(predictions)) == (200, 100)
     content_type, too_long = _iris_bodies(101, IRIS)[shape]
     status, answer = client.post(path, too_long, content_type)
-    assert (status, answer["message"]) == (
+    assert (status, answer.get("message", answer.get("error"))) == (
         413,
         "the request holds 101 rows; this server takes at most 100 per request (serve --max-rows)",
     )
     client.still_serves()
     content_type, too_wide = _iris_bodies(1, [*IRIS, "x", "y", "z"])[shape]
     status, answer = client.post(path, too_wide, content_type)
-    assert (status, answer["message"]) == (
+    assert (status, answer.get("message", answer.get("error"))) == (
         413,
         "the request has 7 columns; this server takes at most 6 (serve --max-columns)",
     )

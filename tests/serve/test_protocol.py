@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from infer_cli.errors import DataError, SchemaError
-from infer_cli.serve import protocol
+from infer_cli.serve import protocol, tensors
 from infer_cli.serve.errors import UnsupportedMediaType
 
 NAMES = ["a", "b"]
@@ -292,7 +292,7 @@ def test_error_body_has_exactly_code_and_message() -> None:
 
 
 def test_v2_model_metadata_types_inputs_and_outputs() -> None:
-    metadata = protocol.model_metadata(
+    metadata = tensors.model_metadata(
         "iris", "abc", [("a", "float"), ("n", "integer"), ("s", "string")], [0, 1, 2], True
     )
     assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
@@ -304,7 +304,7 @@ def test_v2_model_metadata_types_inputs_and_outputs() -> None:
         {"name": "predict", "datatype": "INT64", "shape": [-1]},
         {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
     ]
-    regressor = protocol.model_metadata("prices", "abc", [("a", "float")], None, False)
+    regressor = tensors.model_metadata("prices", "abc", [("a", "float")], None, False)
     assert regressor["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
-    labels = protocol.model_metadata("churn", "abc", [("a", "float")], ["no", "yes"], True)
+    labels = tensors.model_metadata("churn", "abc", [("a", "float")], ["no", "yes"], True)
     assert labels["outputs"][0]["datatype"] == "BYTES"

@@ -222,7 +222,6 @@ def test_schema_errors_name_the_column_and_do_not_echo_the_payload(
     ("method", "path", "body", "content_type", "status", "code"),
     [
         ("GET", "/nowhere", None, None, 404, "ENDPOINT_NOT_FOUND"),
-        ("GET", "/v2/models/other", None, None, 404, "ENDPOINT_NOT_FOUND"),
         ("GET", "/invocations", None, None, 405, "METHOD_NOT_ALLOWED"),
         ("POST", "/ping", b"{}", "application/json", 405, "METHOD_NOT_ALLOWED"),
         ("DELETE", "/ping", None, None, 405, "METHOD_NOT_ALLOWED"),
