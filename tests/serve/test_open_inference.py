@@ -315,3 +315,139 @@ def test_v2_bodies_without_a_content_type_are_json(
 
 def _bytes_tensor(*texts: bytes) -> bytes:
     return b"".join(struct.pack("<I", len(text)) + text for text in texts)
+
+
+def _binary_request(
+    inputs: list[dict[str, Any]], data: bytes, header_length: int | str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    header = json.dumps({"inputs": inputs}).encode()
+    length = len(header) if header_length is None else header_length
+    return header + data, {"Inference-Header-Content-Length": str(length)}
+
+
+def _column(name: str, datatype: str, size: int, shape: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "shape": [shape],
+        "datatype": datatype,
+        "parameters": {"binary_data_size": size},
+    }
+
+
+IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ONE_ROW = struct.pack("<4d", *IRIS_ROW)
+MATRIX = {"name": "x", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}
+
+HOSTILE_BINARY: dict[str, tuple[bytes, dict[str, str]]] = {
+    "a header length past the body": _binary_request([MATRIX], ONE_ROW, 10**9),
+    "a negative header length": _binary_request([MATRIX], ONE_ROW, "-5"),
+    "a header length that is not a number": _binary_request([MATRIX], ONE_ROW, "12abc"),
+    "a header length cutting the JSON": _binary_request([MATRIX], ONE_ROW, 7),
+    "a binary size past the end": _binary_request(
+        [{**MATRIX, "parameters": {"binary_data_size": 10**12}}], ONE_ROW
+    ),
+    "a binary size smaller than the shape": _binary_request(
+        [{**MATRIX, "parameters": {"binary_data_size": 16}}], ONE_ROW[:16]
+    ),
+    "bytes left over": _binary_request([MATRIX], ONE_ROW + b"\0" * 8),
+    "a negative binary size": _binary_request(
+        [{**MATRIX, "parameters": {"binary_data_size": -32}}], ONE_ROW
+    ),
+    "a binary size that is a string": _binary_request(
+        [{**MATRIX, "parameters": {"binary_data_size": "32"}}], ONE_ROW
+    ),
+    "binary data without a datatype": _binary_request(
+        [{k: v for k, v in MATRIX.items() if k != "datatype"}], ONE_ROW
+    ),
+    "binary data and JSON data": _binary_request([{**MATRIX, "data": IRIS_ROW}], ONE_ROW),
+    "a huge shape over the row limit": _binary_request([{**MATRIX, "shape": [2**40, 4]}], ONE_ROW),
+    "a BYTES length past the end": _binary_request(
+        [_column(name, "BYTES", 8) for name in IRIS[:1]]
+        + [_column(name, "FP64", 8) for name in IRIS[1:]],
+        struct.pack("<I", 2**31) + b"abcd" + struct.pack("<3d", 1, 2, 3),
+    ),
+    "a BYTES count beyond its bytes": _binary_request(
+        [_column("sepal_length", "BYTES", 8, shape=50)], struct.pack("<I", 4) + b"abcd"
+    ),
+    "BYTES that are not UTF-8": _binary_request(
+        [_column("sepal_length", "BYTES", 6)], struct.pack("<I", 2) + b"\xff\xfe"
+    ),
+    "BYTES with a trailing fragment": _binary_request(
+        [_column("sepal_length", "BYTES", 8)], struct.pack("<I", 1) + b"a" + b"xyz"
+    ),
+    "more inputs than the column limit": _binary_request(
+        [_column(f"c{i}", "FP64", 8) for i in range(50)], b"\0" * 400
+    ),
+    "more rows than the row limit": _binary_request(
+        [{**MATRIX, "shape": [1000, 4], "parameters": {"binary_data_size": 32000}}],
+        b"\0" * 32000,
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", list(HOSTILE_BINARY))
+def test_hostile_binary_bodies_are_a_4xx(
+    serve: Server, trained_models: dict[str, Path], attack: str
+) -> None:
+    import http.client
+
+    _, port = serve(load_model(trained_models["iris"]), max_rows=100, max_columns=10)
+    body, headers = HOSTILE_BINARY[attack]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    connection.request("POST", "/v2/models/iris/infer", body, headers)
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    expected = 413 if "limit" in attack else 400
+    assert response.status == expected, answer
+    assert "\n" not in _v2_error(answer)
+    status, _, answer = call(port, "POST", "/v2/models/iris/infer", GOOD, None)
+    assert status == 200, answer
+
+
+def test_a_binary_request_by_hand_is_answered_in_binary(
+    serve: Server, trained_models: dict[str, Path]
+) -> None:
+    """The extension's bytes as the protocol lays them out, without any client library."""
+    import http.client
+
+    model = load_model(trained_models["churn"])
+    _, port = serve(model)
+    example = model.card.example[0]
+    inputs, data = [], b""
+    for tensor in model_metadata(model)["inputs"]:
+        value = example[tensor["name"]]
+        if tensor["datatype"] == "BYTES":
+            raw = _bytes_tensor(str(value).encode(), str(value).encode())
+        else:
+            raw = np.array([value, value], dtype=NUMPY_TYPES[tensor["datatype"]]).tobytes()
+        inputs.append({**_column(tensor["name"], tensor["datatype"], len(raw)), "shape": [2]})
+        data += raw
+    header = json.dumps(
+        {"inputs": inputs, "outputs": [{"name": "predict", "parameters": {"binary_data": True}}]}
+    ).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    connection.request(
+        "POST",
+        f"/v2/models/{model_name(model)}/infer",
+        header + data,
+        {"Inference-Header-Content-Length": str(len(header))},
+    )
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    assert response.status == 200, answer
+    length = int(response.getheader("Inference-Header-Content-Length"))
+    document = json.loads(answer[:length])
+    (output,) = document["outputs"]
+    assert "data" not in output and output["shape"] == [2]
+    raw = answer[length:]
+    assert output["parameters"]["binary_data_size"] == len(raw)
+    expected = model.predict(pd.DataFrame([example, example])).values.tolist()
+    assert output["datatype"] == "BYTES"
+    labels, position = [], 0
+    while position < len(raw):
+        (size,) = struct.unpack_from("<I", raw, position)
+        labels.append(raw[position + 4 : position + 4 + size].decode())
+        position += 4 + size
+    assert labels == expected
