@@ -38,7 +38,7 @@ from .choices import (
     Task,
     listed,
 )
-from .errors import ExitCode, InferError, UsageError
+from .errors import ExitCode, InferError, UsageError, exit_code_of
 from .tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -161,6 +161,12 @@ def _at_least(floor: float) -> Callable[[Any], Any]:
     return check
 
 
+def _port_number(value: Any) -> Any:
+    if value is not None and not 0 <= value <= 65535:
+        raise typer.BadParameter(f"must be between 0 and 65535 (got {value})")
+    return value
+
+
 def _positive(value: Any) -> Any:
     if value is not None and value <= 0:
         raise typer.BadParameter(f"must be more than 0 (got {value:g})")
@@ -248,13 +254,16 @@ def reporting_errors(command: Command) -> Command:
             raise _fail(exc.message, exc.exit_code, debug) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", ExitCode.INTERRUPTED, debug) from None
-        except BrokenPipeError:
-            # The reader of our stdout went away (`| head`): not an error worth a message.
-            sys.stderr.close()
-            raise typer.Exit(ExitCode.OK) from None
-        except MemoryError:
+        except BrokenPipeError as exc:
+            # The reader of our stdout went away (`| head`): not an error worth a message,
+            # but not a success either, as every tool killed by SIGPIPE reports. What is left
+            # in stdout's buffer goes nowhere, rather than failing again at exit.
+            with suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(exit_code_of(exc)) from None
+        except MemoryError as exc:
             raise _fail(
-                "out of memory (try a smaller --batch-size)", ExitCode.DATA, debug
+                "out of memory (try a smaller --batch-size)", exit_code_of(exc), debug
             ) from None
         except Exception as exc:
             hint = "" if debug else " (run with --debug for the traceback)"
@@ -708,7 +717,9 @@ def bench(
 def serve(
     model: ModelOption = None,
     host: Annotated[str, _option("--host", "ADDRESS", "Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, _option("--port -p", "N", "Port to listen on (0: any free).")] = 5000,
+    port: Annotated[
+        int, _option("--port -p", "N", "Port to listen on (0: any free).", callback=_port_number)
+    ] = 5000,
     workers: Annotated[
         int, _option("--workers -w", "N", "Processes sharing the socket.", at_least=1)
     ] = 1,

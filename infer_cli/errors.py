@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     DRIFT = 5
     """The output is complete, but the input drifted past `predict --fail-on-drift`."""
     INTERRUPTED = 130
+    # What a shell reports for a process killed by SIGPIPE (128 + 13), as for `cat | head`.
+    BROKEN_PIPE = 141
 
 
 class InferError(Exception):
@@ -110,6 +112,20 @@ class DriftDetected(InferError):
 
     exit_code = ExitCode.DRIFT
     error_code = "DRIFT"
+
+
+def exit_code_of(exc: BaseException) -> ExitCode:
+    """The exit status a run that raised `exc` ends with, for the command line and for the
+    summary a run leaves behind alike."""
+    if isinstance(exc, InferError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        return ExitCode.BROKEN_PIPE
+    if isinstance(exc, MemoryError):
+        return ExitCode.DATA
+    return ExitCode.INTERNAL
 
 
 def first_line(exc: BaseException) -> str:

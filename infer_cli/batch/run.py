@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import Model, is_model_uri, load_model, resolve_model_path
-from ..errors import ExitCode, InferError, UsageError
+from ..errors import ExitCode, UsageError, exit_code_of
 from ..tables import refuse_aliases, write_json
 from ..timing import Stopwatch, peak_memory_mb
 from .dask_engine import DaskScoring, find_partitions, require_dask
@@ -33,9 +33,11 @@ def predict_figures(
     status, exit_code, message = "ok", int(ExitCode.OK), None
     if isinstance(error, KeyboardInterrupt):
         status, exit_code, message = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
+    elif isinstance(error, BrokenPipeError):
+        status, exit_code = "failed", int(exit_code_of(error))
+        message = "the reader of the output closed it before every row was written (broken pipe)"
     elif error is not None:
-        status = "failed"
-        exit_code = int(error.exit_code if isinstance(error, InferError) else ExitCode.INTERNAL)
+        status, exit_code = "failed", int(exit_code_of(error))
         message = str(error) or type(error).__name__
     rows_read = report.rows_read if report else 0
     return {

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.drift import DriftCounts, ProfileBins
-from ..core.model import Model, Predictions
+from ..core.model import Model, Predictions, Prepared
 from ..core.profiling import model_columns
 from ..core.signature import NUMERIC_TYPES, Signature
 from ..errors import DataError, SchemaError, UsageError
@@ -48,9 +48,6 @@ NA_STRINGS = (
     *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
     *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
 )
-# Past this many rows of one chunk refused by the estimator itself, the input as a whole is
-# what the model cannot score, and searching row by row would only waste time.
-MAX_UNSCORABLE_ROWS = 1000
 
 Progress = Callable[["ScoringReport", int, "int | None"], None]
 
@@ -320,25 +317,34 @@ class BatchScoring:
     def _unscorable_rows(
         self, frame: pd.DataFrame, rows: np.ndarray, refused: dict[int, tuple[str | None, str]]
     ) -> None:
-        """Add the rows the estimator fails on, found by halving groups that fail together."""
-        first_only = not self.options.skip_bad_rows
-        found = 0
-        pending = [rows]
+        """Add the rows the estimator fails on, found by halving groups that fail together.
+
+        Every such row is found, however many there are, so that which rows are set aside
+        does not depend on how the input was cut into chunks. The rows are validated once
+        and only the estimator is called on each group. Where most rows fail, a failing
+        group is tried row by row at once, as halving would cost two calls per row.
+        """
+        prepared = self.model.prepare(frame=frame.iloc[rows])
+        features = prepared.features
+        proba = self.options.proba
+        pending = [np.arange(len(rows))]
+        settled = failed = 0
         while pending:
             part = pending.pop()
+            group = features[part] if isinstance(features, np.ndarray) else features.iloc[part]
             try:
-                self.model.predict(frame.iloc[part], proba=self.options.proba)
+                self.model.predict_many([Prepared(group, len(part))], proba=proba)
+                settled += len(part)
                 continue
             except DataError as error:
                 if len(part) > 1:
-                    half = len(part) // 2
-                    pending.extend((part[half:], part[:half]))
+                    dense = settled >= 16 and failed * 2 > settled
+                    pending.extend(np.array_split(part, len(part) if dense else 2)[::-1])
                     continue
-                refused[int(part[0])] = (None, error.message)
-                found += 1
-                if found > MAX_UNSCORABLE_ROWS:
-                    raise error
-                if first_only:
+                refused[int(rows[part[0]])] = (None, error.message)
+                settled += 1
+                failed += 1
+                if not self.options.skip_bad_rows:
                     return
 
     def _locate(self, chunk: Chunk, row: int, column: str | None, reason: str) -> SchemaError:

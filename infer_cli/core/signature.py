@@ -229,14 +229,12 @@ def _cast(series: pd.Series, column: Column, first_row: int) -> Any:
 
 def _cast_numeric(series: pd.Series, column: Column, first_row: int) -> np.ndarray:
     values, problems = _read_numbers(series, column)
-    for refused, reason in problems:
-        if refused.any():
-            position = int(np.flatnonzero(refused)[0])
-            raise SchemaError(
-                f"{_show(series.iloc[position])} {reason}",
-                column=column.name,
-                row=first_row + position,
-            )
+    found = [(int(np.argmax(refused)), reason) for refused, reason in problems if refused.any()]
+    if found:
+        position, reason = min(found)
+        raise SchemaError(
+            f"{_show(series.iloc[position])} {reason}", column=column.name, row=first_row + position
+        )
     return values
 
 
@@ -255,7 +253,14 @@ def _read_numbers(
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     if column.dtype == "integer":
         # A missing value turns a whole column of integers into floats: accept 3.0, refuse 3.5.
-        problems.append((~np.isnan(values) & (values != np.floor(values)), "is not a whole number"))
+        infinite = np.isinf(values)
+        with np.errstate(invalid="ignore"):
+            fraction = ~np.isnan(values) & ~infinite & (values != np.floor(values))
+        beyond = ~fraction & ((values < -(2.0**63)) | (values >= 2.0**63)) & ~infinite
+        problems.append((infinite, "is not a finite number"))
+        problems.append((fraction, "is not a whole number"))
+        # No whole-number column (int64 at most) holds these.
+        problems.append((beyond, "is too large for a whole number"))
     return values, problems
 
 
@@ -334,7 +339,8 @@ def _pin(values: Any, column: Column, first_row: int) -> Any:
                 row=first_row + int(np.flatnonzero(gaps)[0]),
             )
         limits = np.iinfo(target)
-        outside = (numbers < limits.min) | (numbers > limits.max)
+        # In floats, int64's largest value rounds up to 2**63, one past it: compare with that.
+        outside = (numbers < limits.min) | (numbers >= limits.max + 1)
         if outside.any():
             position = int(np.flatnonzero(outside)[0])
             value = numbers[position]

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..errors import DataError
 
@@ -34,18 +34,27 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
     file nor a destroyed previous one. A run killed outright (SIGKILL, the OOM killer) leaves
     its `.part` file behind; the next run writing the same path deletes such files whose
     process is gone. `-` writes straight to stdout.
+
+    A write that fails (a full disk, a quota) is a `DataError` naming `path`; a reader of
+    stdout that went away stays a `BrokenPipeError`.
     """
     if path == STDIO:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        yield _named(sys.stdout.buffer, "<stdout>")
+        with _naming("<stdout>"):
+            sys.stdout.buffer.flush()
         return
     target = Path(path)
     if target.is_dir():
         raise DataError(f"{path}: is a directory, not a file")
     if target.exists() and not target.is_file():
         # A device or a named pipe (/dev/null, a FIFO) is written to, never replaced.
-        with open(target, "wb") as handle:
-            yield handle
+        with _naming(path):
+            handle = open(target, "wb")  # noqa: SIM115 (closed below, its errors named)
+        try:
+            yield _named(handle, path)
+        finally:
+            with _naming(path):
+                handle.close()
         return
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
@@ -62,9 +71,10 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
             raise DataError(f"{path}: cannot write in '{directory}' (permission denied)") from exc
         with os.fdopen(descriptor, "wb") as handle:
             with _flushing_in_background(descriptor):
-                yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+                yield _named(handle, path)
+            with _naming(path):
+                handle.flush()
+                os.fsync(handle.fileno())
         if target.exists():
             os.chmod(temporary, target.stat().st_mode & 0o7777)
         else:
@@ -73,6 +83,44 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _named(handle: IO[bytes], name: str) -> IO[bytes]:
+    return cast("IO[bytes]", _Named(handle, name))
+
+
+class _Named:
+    """A binary handle whose failed writes are a `DataError` naming its file: the error
+    reaches the user through the writer (pyarrow, gzip) that was writing, which knows no name.
+    """
+
+    def __init__(self, handle: IO[bytes], name: str) -> None:
+        self._handle = handle
+        self._name = name
+
+    def write(self, data: bytes) -> int:
+        with _naming(self._name):
+            return self._handle.write(data)
+
+    def flush(self) -> None:
+        with _naming(self._name):
+            self._handle.flush()
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._handle, attribute)
+
+
+@contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """An error writing `name` (a full disk, a quota, an I/O error) as a `DataError`; a closed
+    pipe is left to the caller, for whom it means the reader has gone."""
+    try:
+        yield
+    except (BrokenPipeError, DataError):
+        raise
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise DataError(f"{name}: cannot write ({reason})") from exc
 
 
 @contextmanager

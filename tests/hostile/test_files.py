@@ -155,3 +155,168 @@ def test_a_parquet_file_too_wide_is_refused_from_its_footer(
         f"infer-cli: error: {source}: 12 columns, more than the limit of 10 "
         "(--max-columns raises it)\n"
     )
+
+
+@pytest.fixture(scope="module")
+def whole_number_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Logistic regressions on two whole-number columns and no imputer (the estimator itself
+    refuses a missing value), one of them pinned to int64 as an MLflow `long` column is."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from infer_cli.core import ModelCard, save_model
+    from infer_cli.core.signature import Column, Signature
+
+    x = pd.DataFrame({"n": np.arange(100), "m": np.arange(100) * 2})
+    estimator = LogisticRegression().fit(x, np.where(x["n"] > 50, "hi", "lo"))
+    root = tmp_path_factory.mktemp("whole")
+    paths = {}
+    for name, pinned in (("plain", None), ("int64", "int64")):
+        columns = tuple(Column(c, "integer", numpy_dtype=pinned) for c in ("n", "m"))
+        card = ModelCard(
+            task="classification", target="label", classes=["hi", "lo"],
+            signature=Signature(columns),
+        )  # fmt: skip
+        paths[name] = root / name
+        save_model(estimator, card, paths[name])
+    return paths
+
+
+def test_rows_the_estimator_refuses_are_set_aside_whatever_the_batch_size(
+    whole_number_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """1,100 rows refused by the estimator in one chunk: past 1,000 the run used to fail, so
+    the outcome depended on --batch-size."""
+    rows = "".join(f"{i},\n" if i % 2 else f"{i},{i}\n" for i in range(2200))
+    source = write(tmp_path / "in.csv", "n,m\n" + rows)
+    outputs = []
+    for batch_size in ("50000", "500"):
+        out, rejects = tmp_path / f"out{batch_size}.csv", tmp_path / f"rejects{batch_size}.csv"
+        result = run_infer_cli(
+            "predict", "-m", whole_number_models["plain"], "-i", source, "-o", out, "-q",
+            "--on-bad-rows", "skip", "--rejects", rejects, "--batch-size", batch_size,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr.decode()
+        outputs.append((out.read_text(), rejects.read_text()))
+    assert outputs[0] == outputs[1]
+    scored, rejected = outputs[0]
+    assert len(scored.splitlines()) == len(rejected.splitlines()) == 1 + 1100
+    assert rejected.splitlines()[1] == (
+        "1,,line 3: the model cannot score this input: Input X contains NaN."
+    )
+
+
+NOT_WHOLE = [
+    ("inf", "'inf' is not a finite number"),
+    ("-Infinity", "'-inf' is not a finite number"),
+    ("1e400", "'inf' is not a finite number"),
+    ("2.5", "'2.5' is not a whole number"),
+    ("123456789012345678901234567890", "'1.2345678901234568e+29' is too large for a whole number"),
+    ("9223372036854775808", "'9.223372036854776e+18' is too large for a whole number"),
+]
+
+
+@pytest.mark.parametrize("model", ["plain", "int64"])
+def test_values_no_whole_number_column_holds_are_bad_rows(
+    whole_number_models: dict[str, Path], tmp_path: Path, model: str
+) -> None:
+    """The values a JSON request may carry, in a file: exit code 3, or a reject each."""
+    rows = "".join(f"{value},3\n4,5\n" for value, _ in NOT_WHOLE)
+    source = write(tmp_path / "in.csv", f"n,m\n1,2\n{rows}")
+    model_path = whole_number_models[model]
+    failed = run_infer_cli("predict", "-m", model_path, "-i", source, "-o", tmp_path / "o.csv")
+    assert failed.returncode == 3
+    first = NOT_WHOLE[0][1]
+    assert failed.stderr.decode() == f"infer-cli: error: {source}, line 3, column 'n': {first}\n"
+    skipped = run_infer_cli(
+        "predict", "-m", model_path, "-i", source, "-o", tmp_path / "o.csv", "-q",
+        "--on-bad-rows", "skip", "--rejects", tmp_path / "rejects.csv",
+    )  # fmt: skip
+    assert skipped.returncode == 0, skipped.stderr.decode()
+    assert (tmp_path / "rejects.csv").read_text().splitlines()[1:] == [
+        f"{value},3,\"line {3 + 2 * i}, column 'n': {reason}\""
+        for i, (value, reason) in enumerate(NOT_WHOLE)
+    ]
+    assert len((tmp_path / "o.csv").read_text().splitlines()) == 2 + len(NOT_WHOLE)
+
+
+@pytest.mark.parametrize("output_format", ["csv", "csv.gz", "parquet", "jsonl", "mlflow-json"])
+def test_a_full_disk_is_a_data_error_naming_the_file(
+    trained_models: dict[str, Path], tmp_path: Path, output_format: str
+) -> None:
+    source = write(tmp_path / "in.csv", HEADER + ROW.format(note="a"))
+    result = run_infer_cli(
+        "predict", "-m", trained_models["iris"], "-i", source, "-o", "/dev/full",
+        "--output-format", output_format,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert result.stderr == b"infer-cli: error: /dev/full: cannot write (no space left on device)\n"
+
+
+def test_a_full_disk_behind_stdout_rejects_or_the_summary_is_named(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = write(tmp_path / "in.csv", HEADER + ROW.format(note="a"))
+    model = trained_models["iris"]
+    with open("/dev/full", "wb") as full:
+        import subprocess
+        import sys
+
+        executable = Path(sys.executable).with_name("infer-cli")
+        piped = subprocess.run(
+            [executable, "predict", "-m", model, "-i", source, "-q"],
+            stdout=full, stderr=subprocess.PIPE, timeout=120,
+        )  # fmt: skip
+    assert piped.returncode == 3
+    assert piped.stderr == b"infer-cli: error: <stdout>: cannot write (no space left on device)\n"
+    for flags in (
+        ["--on-bad-rows", "skip", "--rejects", "/dev/full"],
+        ["--summary-json", "/dev/full"],
+    ):
+        result = run_infer_cli(
+            "predict", "-m", model, "-i", source, "-o", tmp_path / "o.csv", "-q", *flags
+        )
+        assert result.returncode == 3
+        assert result.stderr == (
+            b"infer-cli: error: /dev/full: cannot write (no space left on device)\n"
+        )
+
+
+def test_a_closed_pipe_gives_the_same_status_to_the_shell_and_the_summary(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Like any tool killed by SIGPIPE: 141, and --summary-json says so."""
+    import json
+    import subprocess
+    import sys
+
+    # Far more output than a pipe holds, so the run is still writing when the reader leaves.
+    source = write(tmp_path / "in.csv", HEADER + ROW.format(note="a") * 200_000)
+    summary = tmp_path / "run.json"
+    executable = Path(sys.executable).with_name("infer-cli")
+    run = subprocess.Popen(
+        [executable, "predict", "-m", trained_models["iris"], "-i", source, "-q",
+         "--batch-size", "1000", "--summary-json", summary],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert run.stdout is not None and run.stderr is not None
+    assert run.stdout.readline().startswith(b"sepal_length,")
+    run.stdout.close()
+    stderr = run.stderr.read()
+    assert run.wait(timeout=120) == 141
+    assert stderr == b""
+    figures = json.loads(summary.read_text())
+    assert (figures["status"], figures["exit_code"]) == ("failed", 141)
+    assert "broken pipe" in figures["error"]
+    assert figures["rows_scored"] < 200_000
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(trained_models: dict[str, Path], port: str) -> None:
+    result = run_infer_cli("serve", "-m", trained_models["iris"], "--port", port)
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        f"infer-cli: error: invalid value for '--port' / '-p': must be between 0 and 65535 "
+        f"(got {port})\n"
+    )
