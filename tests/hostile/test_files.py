@@ -225,7 +225,9 @@ def test_values_no_whole_number_column_holds_are_bad_rows(
     rows = "".join(f"{value},3\n4,5\n" for value, _ in NOT_WHOLE)
     source = write(tmp_path / "in.csv", f"n,m\n1,2\n{rows}")
     model_path = whole_number_models[model]
-    failed = run_infer_cli("predict", "-m", model_path, "-i", source, "-o", tmp_path / "o.csv")
+    failed = run_infer_cli(
+        "predict", "-m", model_path, "-i", source, "-o", tmp_path / "o.csv", "-q"
+    )
     assert failed.returncode == 3
     first = NOT_WHOLE[0][1]
     assert failed.stderr.decode() == f"infer-cli: error: {source}, line 3, column 'n': {first}\n"
