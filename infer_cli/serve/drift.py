@@ -9,8 +9,9 @@ starts a new window for the new model. Each worker process keeps its own window.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,7 @@ DEFAULT_WINDOW = 10_000
 # Rows waiting before the drift thread is woken early; else it codes what came every so often.
 _WAKE_ROWS = 2048
 _WAKE_SECONDS = 0.5
+_LOOK_AGAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -41,6 +43,8 @@ class _Window:
     counts: DriftCounts | None = None
     ring: np.ndarray | None = None
     position: int = 0
+    looked: float = field(default_factory=time.monotonic)
+    """When its profile was looked for."""
 
     def add(self, codes: np.ndarray) -> None:
         assert self.bins is not None and self.counts is not None and self.ring is not None
@@ -149,10 +153,11 @@ class DriftMonitor:
         return "\n".join(lines) + "\n"
 
     def _current(self, model: Model) -> _Window:
-        """The window of `model` with every row handed over so far counted in it."""
+        """The window of `model` with every row handed over so far counted in it. A model
+        without a profile is looked at again: `infer-cli profile` may have added one since."""
         self._flush()
         with self._lock:
-            return self._window_of(model)
+            return self._window_of(model, look_again=True)
 
     def _run(self) -> None:
         while True:
@@ -176,17 +181,23 @@ class DriftMonitor:
                     columns = _columns(model, prepared)
                     window.add(window.bins.codes(columns, values, rows))
 
-    def _window_of(self, model: Model) -> _Window:
-        """The window of `model`, a new one for a model not counted so far."""
+    def _window_of(self, model: Model, look_again: bool = False) -> _Window:
+        """The window of `model`, a new one for a model not counted so far. A model without
+        a profile is looked at again (`infer-cli profile` may have added one since) when
+        asked, and every few seconds."""
         known = self._windows.get(id(model))
+        told = None
         if known is not None and known.model is model:
-            return known
+            stale = time.monotonic() - known.looked > _LOOK_AGAIN_SECONDS
+            if known.bins is not None or not (look_again or stale):
+                return known
+            told = known.notice
         try:
             found = find_profile(model, self.profile)
             profile, source, notice = found.profile, found.source, found.notice
         except InferError as exc:
             profile, source, notice = None, None, f"{exc.message}, so drift is not checked"
-        if notice:
+        if notice and notice != told:
             log(f"drift: {notice}")
         window = _Window(model, None, source, notice)
         if profile is not None:

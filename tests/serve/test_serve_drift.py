@@ -161,3 +161,21 @@ def test_serve_takes_drift_window_and_profile(shop: Path, tmp_path: Path) -> Non
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+def test_a_profile_added_while_serving_is_picked_up(
+    serve: Server, shop: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(shop, model)
+    (model / "profile.json").unlink()
+    _, port = serve(load_model(model), drift_window=300)
+    send(port, shifted("none", count=100, seed=7))
+    assert drift(port)["profile"] is None
+    shutil.copy(shop / "profile.json", model / "profile.json")
+    assert drift(port)["profile"] == str(model / "profile.json")  # as a scraper would see
+    send(port, shifted("scale", count=300, seed=8))
+    judged = drift(port)
+    assert judged["profile"] == str(model / "profile.json") and judged["drifted"] == ["amount"]
