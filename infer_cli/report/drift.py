@@ -27,9 +27,9 @@ def render_drift(console: Console, drift: dict[str, Any] | None) -> None:
         )
         return
     table = Table(
-        title=f"Drift against the training profile ({drift['profile']}; "
-        f"counted in {seconds(drift['seconds'])})",
-        caption=f"PSI above {drift['threshold']:g} is marked: the column has moved",
+        title="Drift against the training profile",
+        caption=f"PSI above {drift['threshold']:g} is marked: the column has moved. "
+        f"Profile: {drift['profile']}; counted in {seconds(drift['seconds'])}.",
         box=box.SIMPLE_HEAD,
         title_justify="left",
         caption_justify="left",
