@@ -194,6 +194,25 @@ TrackingUriOption = Annotated[
         default="$MLFLOW_TRACKING_URI, else ./mlruns if it holds runs, else sqlite:///mlflow.db",
     ),
 ]
+ThresholdOption = Annotated[
+    float | None,
+    _option(
+        "--threshold",
+        "P",
+        "Binary classifiers: label a row with the positive class where its probability is "
+        "at least P, in (0, 1).",
+        default="the one saved by evaluate --save, else the model's own labels",
+    ),
+]
+PositiveClassOption = Annotated[
+    str | None,
+    _option(
+        "--positive-class",
+        "LABEL",
+        "The class --threshold applies to.",
+        default="the saved threshold's, else the model's second class",
+    ),
+]
 TrustTypesOption = Annotated[
     list[str] | None,
     _option(
@@ -485,6 +504,8 @@ def predict(
         ),
     ] = None,
     max_columns: MaxColumnsOption = MAX_COLUMNS,
+    threshold: ThresholdOption = None,
+    positive_class: PositiveClassOption = None,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
     quiet: QuietOption = False,
@@ -517,6 +538,8 @@ def predict(
         skip_bad_rows=on_bad_rows == "skip",
         rejects=rejects,
         max_columns=max_columns,
+        threshold=threshold,
+        positive_class=positive_class,
     )
     console = stderr_console(quiet)
     run = PredictRun(
@@ -605,6 +628,7 @@ def info(
     epilog=_examples(
         "infer-cli evaluate -m model -i sample_data/churn.csv",
         "infer-cli evaluate -m model -i labelled.csv --threshold 0.3 --json",
+        "infer-cli evaluate -i holdout.csv --choose-threshold 'precision>=0.9' --save",
     ),
 )
 @reporting_errors
@@ -615,16 +639,26 @@ def evaluate(
         str | None,
         _option("--target -t", "COL", "Column of true labels.", default="the model's target"),
     ] = None,
-    threshold: Annotated[
-        float | None,
+    threshold: ThresholdOption = None,
+    positive_class: PositiveClassOption = None,
+    choose_threshold: Annotated[
+        str | None,
         _option(
-            "--threshold",
-            "P",
-            "Binary models: probability of the positive class from which a row is predicted "
-            "positive.",
-            default="0.5",
+            "--choose-threshold",
+            "C",
+            "Binary classifiers: find the threshold that gives precision>=P (with the best "
+            "recall), recall>=R (with the best precision), or the best f1, on this file.",
         ),
     ] = None,
+    save: Annotated[
+        bool,
+        _option(
+            "--save",
+            None,
+            "Record the threshold (chosen, or --threshold) in the model's model.json, for "
+            "predict, serve and info to use.",
+        ),
+    ] = False,
     delimiter: DelimiterOption = ",",
     json: JsonOption = False,
     max_columns: MaxColumnsOption = MAX_COLUMNS,
@@ -639,7 +673,8 @@ def evaluate(
 
     console = stderr_console()
     evaluation = evaluate_file(
-        input, model, target=target, threshold=threshold, delimiter=check_delimiter(delimiter),
+        input, model, target=target, threshold=threshold, positive_class=positive_class,
+        choose=choose_threshold, save=save, delimiter=check_delimiter(delimiter),
         max_columns=max_columns, trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
         on_loaded=lambda loaded: render_notices(console, loaded.notices),
     )  # fmt: skip
@@ -778,6 +813,16 @@ def serve(
             at_least=0.05,
         ),
     ] = None,
+    threshold: Annotated[
+        float | None,
+        _option(
+            "--threshold",
+            "P",
+            "Binary classifiers: the decision threshold on the positive class's probability, "
+            "unless a request sets its own (params.threshold).",
+            default="the one saved by evaluate --save, else the model's own labels",
+        ),
+    ] = None,
     access_log: Annotated[
         bool,
         _option("--access-log/--no-access-log", None, "Log each request on stderr.", default="on"),
@@ -814,6 +859,7 @@ def serve(
         access_log=access_log and not quiet,
         drift_window=drift_window,
         profile=profile,
+        threshold=threshold,
     )
     summary = run_server(
         model, host=host, port=port, workers=workers, reload=reload, options=options,

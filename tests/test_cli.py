@@ -83,9 +83,12 @@ def test_shell_completion_is_offered() -> None:
     [
         (
             ["evaluate", "--thresold", "0.3"],
-            "evaluate has no option --thresold (did you mean --threshold?)",
+            "evaluate has no option --thresold (did you mean --threshold or --choose-threshold?)",
         ),
-        (["serve", "--threshold", "0.3"], "serve has no option --threshold (evaluate takes it)"),
+        (
+            ["serve", "--choose-threshold", "f1"],
+            "serve has no option --choose-threshold (evaluate takes it)",
+        ),
         (["predict", "-t", "y"], "predict has no option -t (evaluate and train take it)"),
         (["predict", "--engine"], "option '--engine' requires an argument"),
         (

@@ -229,6 +229,7 @@ class DaskScoring:
 
     def _check_options(self) -> None:
         options = self.options
+        self.model.decision(options.threshold, options.positive_class)
         if options.skip_bad_rows and options.rejects is None:
             raise UsageError("--on-bad-rows skip needs --rejects DIR, so that no row is lost")
         if options.rejects is not None and not options.skip_bad_rows:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..core.decision_store import decision_card, save_decision
 from ..core.metrics import classification_metrics, regression_metrics
 from ..core.model import Model
 from ..core.store import load_model
+from ..core.threshold import (
+    DEFAULT_THRESHOLD,
+    Constraint,
+    Decision,
+    check_threshold,
+    choose_threshold,
+    decision_record,
+    positive_index,
+)
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
@@ -74,6 +86,12 @@ class Evaluation:
     at_threshold: dict[str, Any] | None = None
     sweep: list[dict[str, float]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    decision: Decision | None = None
+    """The decision threshold the labels were given at; None for the model's own labels."""
+    chosen_by: str | None = None
+    """The constraint `--choose-threshold` chose the threshold by."""
+    saved_to: str | None = None
+    """The card the threshold was recorded in (`--save`)."""
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -87,10 +105,14 @@ class Evaluation:
         if self.task == "classification":
             document["roc_auc"] = self.roc_auc
         if self.sweep:
-            document["positive_class"] = self.positive_class
+            document["positive_class"] = _plain(self.positive_class)
             document["threshold"] = self.threshold
+            document["threshold_from"] = self.decision.origin if self.decision else None
             document["at_threshold"] = self.at_threshold
             document["threshold_sweep"] = self.sweep
+            if self.chosen_by is not None:
+                document["chosen_by"] = self.chosen_by
+            document["saved_to"] = self.saved_to
         return document
 
 
@@ -100,6 +122,9 @@ def evaluate_file(
     *,
     target: str | None = None,
     threshold: float | None = None,
+    positive_class: str | None = None,
+    choose: str | None = None,
+    save: bool = False,
     delimiter: str = ",",
     max_columns: int = MAX_COLUMNS,
     trust_types: list[str] | None = None,
@@ -107,11 +132,23 @@ def evaluate_file(
     on_loaded: Callable[[Model], None] = lambda _: None,
 ) -> Evaluation:
     """The `evaluate` command: load the model, stream the labelled file through it and
-    measure; `on_loaded` sees the model before its rows are read."""
+    measure; `on_loaded` sees the model before its rows are read. With `save`, the
+    threshold labelled at (`threshold`, or the one `choose` found) is recorded in the
+    model's card, which is checked to exist before anything is read."""
+    if save:
+        if threshold is None and choose is None:
+            raise UsageError("--save records a threshold: give --choose-threshold or --threshold")
+        decision_card(model)
     loaded = load_model(model, trust_types=trust_types, tracking_uri=tracking_uri)
     on_loaded(loaded)
     chunks = read_labelled(path, loaded, target, delimiter=delimiter, max_columns=max_columns)
-    return evaluate(loaded, chunks, target=target, threshold=threshold)
+    evaluation = evaluate(
+        loaded, chunks, target=target, threshold=threshold, positive_class=positive_class,
+        choose=choose,
+    )  # fmt: skip
+    if save:
+        evaluation.saved_to = str(save_threshold(model, evaluation, loaded.card.sha256))
+    return evaluation
 
 
 def evaluate(
@@ -120,15 +157,28 @@ def evaluate(
     *,
     target: str | None = None,
     threshold: float | None = None,
+    positive_class: str | None = None,
+    choose: str | None = None,
 ) -> Evaluation:
-    """Score every chunk and measure the predictions against the target column."""
+    """Score every chunk and measure the predictions against the target column, labelled
+    at the decision threshold in force (`threshold`, else the card's), or at the one
+    `choose` (a `Constraint`, such as 'precision>=0.9') finds on these rows."""
     target = _target_of(model, target)
+    constraint = None
+    if choose is not None:
+        if threshold is not None:
+            raise UsageError("give --threshold or --choose-threshold, not both")
+        constraint = Constraint.parse(choose)
+        check_threshold(
+            DEFAULT_THRESHOLD, model.card, model.can_predict_proba, "--choose-threshold"
+        )
+        saved = model.decision()
+        chosen_for = _positive(model.card.classes or [], positive_class, saved)
+        # Labelled once the threshold is chosen, from the probabilities.
+        decision = None
+    else:
+        decision = model.decision(threshold, positive_class, class_alone=True)
     binary = model.is_classifier and len(model.card.classes or []) == 2
-    if threshold is not None:
-        if not (binary and model.can_predict_proba):
-            raise UsageError("--threshold needs a binary classifier that gives probabilities")
-        if not 0.0 < threshold < 1.0:
-            raise UsageError(f"--threshold must be between 0 and 1, not {threshold}")
     want_proba = model.can_predict_proba
     truths: list[np.ndarray] = []
     predicted: list[np.ndarray] = []
@@ -145,7 +195,9 @@ def evaluate(
         source = chunk.source or source
         try:
             features = frame.drop(columns=[target])
-            scored = model.predict(features, proba=want_proba, first_row=chunk.first_row)
+            scored = model.predict(
+                features, proba=want_proba, first_row=chunk.first_row, decision=decision
+            )
         except SchemaError as error:
             raise _located(error, chunk) from None
         notices.extend(n for n in scored.notices if n not in notices)
@@ -165,16 +217,60 @@ def evaluate(
             regression_metrics(y_true, y_pred), notices=notices,
         )  # fmt: skip
     classes = list(model.card.classes or [])
+    proba = np.concatenate(probabilities) if probabilities else None
+    if constraint is not None and proba is not None:
+        choice = choose_threshold(
+            y_true == classes[chosen_for],
+            proba[:, chosen_for],
+            constraint,
+            os.path.basename(source),
+        )
+        decision = Decision(
+            choice.threshold,
+            chosen_for,
+            (classes[0], classes[1]),
+            f"--choose-threshold {constraint}",
+        )
+        y_pred = decision.labels(proba)
     evaluation = Evaluation(
         "classification", target, source, len(y_true), unlabelled,
         classification_metrics(y_true, y_pred, labels=classes), notices=notices,
     )  # fmt: skip
-    if probabilities:
-        proba = np.concatenate(probabilities)
+    evaluation.decision = decision
+    evaluation.chosen_by = str(constraint) if constraint is not None else None
+    if proba is not None:
         evaluation.roc_auc = _roc_auc(y_true, proba, classes)
         if binary:
-            _add_threshold_view(evaluation, y_true, proba, classes, threshold)
+            positive = decision.positive if decision else _positive(classes, positive_class)
+            _add_threshold_view(evaluation, y_true, proba, classes, positive)
     return evaluation
+
+
+def save_threshold(reference: str | None, evaluation: Evaluation, sha256: str) -> Path:
+    """Record the threshold `evaluation` labelled at in the card of the model at `reference`
+    (the model whose file has `sha256`), with how it was chosen and its scores there."""
+    decision = evaluation.decision
+    if decision is None:
+        raise UsageError("--save records a threshold: give --choose-threshold or --threshold")
+    record = decision_record(
+        decision,
+        evaluation.chosen_by or "--threshold",
+        os.path.basename(evaluation.source),
+        evaluation.rows,
+        evaluation.at_threshold or {},
+    )
+    return save_decision(reference, record, sha256)
+
+
+def _positive(classes: list[Any], label: Any, saved: Decision | None = None) -> int:
+    """The positive class's place: the one named, else the saved decision's, else the second."""
+    if label is not None:
+        return positive_index(classes, label)
+    return saved.positive if saved is not None else 1
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _target_of(model: Model, target: str | None) -> str:
@@ -232,15 +328,14 @@ def _add_threshold_view(
     y_true: np.ndarray,
     proba: np.ndarray,
     classes: list[Any],
-    threshold: float | None,
+    positive: int,
 ) -> None:
     from sklearn.metrics import precision_recall_fscore_support
 
-    positive = classes[1]
-    actual = y_true == positive
+    actual = y_true == classes[positive]
 
     def scores_at(cut: float) -> dict[str, float]:
-        chosen = proba[:, 1] >= cut
+        chosen = proba[:, positive] >= cut
         precision, recall, f1, _ = precision_recall_fscore_support(
             actual, chosen, average="binary", zero_division=0
         )
@@ -253,8 +348,9 @@ def _add_threshold_view(
             "predicted_positive": int(chosen.sum()),
         }
 
-    evaluation.positive_class = positive
-    evaluation.threshold = threshold if threshold is not None else 0.5
+    decision = evaluation.decision
+    evaluation.positive_class = classes[positive]
+    evaluation.threshold = decision.threshold if decision else DEFAULT_THRESHOLD
     evaluation.at_threshold = scores_at(evaluation.threshold)
     cuts = sorted({*SWEEP_THRESHOLDS, evaluation.threshold})
     evaluation.sweep = [scores_at(cut) for cut in cuts]

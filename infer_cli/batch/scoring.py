@@ -67,6 +67,9 @@ class ScoringOptions:
     skip_bad_rows: bool = False
     rejects: str | None = None
     max_columns: int = MAX_COLUMNS
+    threshold: float | None = None
+    """A binary classifier's decision threshold, over the one saved in its card."""
+    positive_class: str | None = None
 
 
 @dataclass
@@ -114,6 +117,7 @@ class BatchScoring:
         self._drift_bins = drift
         self._reader: TableReader | None = None
         self._plan: _Plan | None = None
+        self.decision = model.decision(options.threshold, options.positive_class)
 
     def run(self, progress: Progress | None = None) -> ScoringReport:
         import pyarrow as pa
@@ -182,6 +186,8 @@ class BatchScoring:
         options = self.options
         if options.proba and not self.model.can_predict_proba:
             raise UsageError(f"--proba: the model at {self.model.path} does not give probabilities")
+        if self.decision is not None:
+            self.report.notices.append(f"labels at {self.decision.describe()}")
         if options.skip_bad_rows and options.rejects is None:
             raise UsageError("--on-bad-rows skip needs --rejects FILE, so that no row is lost")
         if options.rejects is not None:
@@ -271,7 +277,7 @@ class BatchScoring:
         rows_read = chunk.num_rows + len(chunk.malformed)
         refused: dict[int, tuple[str | None, str]] = {}
         try:
-            predictions = self.model.predict(frame, proba=self.options.proba)
+            predictions = self._predict(frame)
         except DataError as error:
             refused = self._refused_rows(frame, error)
             if not self.options.skip_bad_rows:
@@ -280,7 +286,7 @@ class BatchScoring:
             good = np.ones(len(frame), dtype=bool)
             good[list(refused)] = False
             frame = frame.iloc[np.flatnonzero(good)]
-            predictions = self.model.predict(frame, proba=self.options.proba)
+            predictions = self._predict(frame)
         kept = chunk.table
         if refused:
             import pyarrow as pa
@@ -291,6 +297,9 @@ class BatchScoring:
             self.report.drift.observe(self._drift_bins, columns, predictions.values, len(frame))
         output = self._output(kept, frame, predictions)
         return _Scored(rows_read, output, self._rejects(chunk, refused))
+
+    def _predict(self, frame: pd.DataFrame) -> Predictions:
+        return self.model.predict(frame, proba=self.options.proba, decision=self.decision)
 
     def _features(self, table: pa.Table) -> pd.DataFrame:
         assert self._reader is not None
@@ -326,7 +335,8 @@ class BatchScoring:
         """
         prepared = self.model.prepare(frame=frame.iloc[rows])
         features = prepared.features
-        proba = self.options.proba
+        # A threshold is applied to the probabilities: a row they fail on is as refused.
+        proba = self.options.proba or self.decision is not None
         pending = [np.arange(len(rows))]
         settled = failed = 0
         while pending:

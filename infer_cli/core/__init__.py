@@ -9,6 +9,7 @@ from .. import lazy_surface
 
 if TYPE_CHECKING:
     from .card import Inspection, ModelCard
+    from .decision_store import decision_card, save_decision
     from .metrics import classification_metrics, regression_metrics
     from .model import Model, Predictions
     from .model_uri import RegistryFacts, is_model_uri, is_registry_uri, lookup_model_uri
@@ -25,10 +26,12 @@ if TYPE_CHECKING:
         resolve_trust_types,
         save_model,
     )
+    from .threshold import Decision, decision_record
 
 __all__ = [
     "MODEL_FILES",
     "Column",
+    "Decision",
     "Inspection",
     "Model",
     "ModelCard",
@@ -39,6 +42,8 @@ __all__ = [
     "check_loadable",
     "check_model_destination",
     "classification_metrics",
+    "decision_card",
+    "decision_record",
     "inspect_model",
     "is_model_uri",
     "is_registry_uri",
@@ -48,6 +53,7 @@ __all__ = [
     "regression_metrics",
     "resolve_model_path",
     "resolve_trust_types",
+    "save_decision",
     "save_model",
 ]
 # Where each name of the surface lives.
@@ -60,6 +66,10 @@ _SURFACE = {
     "Column": "signature",
     "load_model": "store",
     "save_model": "store",
+    "save_decision": "decision_store",
+    "decision_card": "decision_store",
+    "Decision": "threshold",
+    "decision_record": "threshold",
     "inspect_model": "store",
     "check_loadable": "store",
     "check_model_destination": "store",

@@ -29,8 +29,10 @@ _SCALARS = (str, int, float, bool, type(None))
 EXAMPLE_ROWS = 3
 MODEL_FILE = "model.joblib"
 # Format 2 may hold model.skops. A joblib model is still written as format 1, which
-# infer-cli versions from before skops read as they always did.
-FORMAT_VERSION = 2
+# infer-cli versions from before skops read as they always did. Format 3 records a decision
+# threshold: a version that would ignore it, labelling rows at 0.5, refuses the card instead.
+FORMAT_VERSION = 3
+DECISION_FORMAT_VERSION = 3
 
 
 class _Invalid(ValueError):
@@ -60,6 +62,8 @@ class ModelCard:
     source: dict[str, Any] = field(default_factory=dict)
     # The training rows' profile (`profile.Profile.to_dict`), which later input is judged by.
     profile: dict[str, Any] | None = None
+    # A binary classifier's decision threshold, recorded by `evaluate --save` (see threshold.py).
+    decision: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,7 @@ class ModelCard:
             "trusted_types": self.trusted_types,
             "source": self.source,
             "profile": self.profile,
+            **({"decision": self.decision} if self.decision else {}),
         }
 
     @classmethod
@@ -243,7 +248,29 @@ def _card(data: dict[str, Any]) -> ModelCard:
         trusted_types=_text_list(data.get("trusted_types", []), "trusted_types"),
         source=_mapping(data, "source"),
         profile=_mapping(data, "profile") if data.get("profile") is not None else None,
+        decision=_decision(data, _classes(data.get("classes"))),
     )
+
+
+def _decision(data: dict[str, Any], classes: list[Any] | None) -> dict[str, Any]:
+    """The decision threshold `evaluate --save` recorded: a threshold in (0, 1) on the
+    probability of one of a binary classifier's two classes."""
+    record = _mapping(data, "decision")
+    if not record:
+        return record
+    threshold = record.get("threshold")
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        raise _Invalid(f"field 'decision': 'threshold' must be a number, not {_kind(threshold)}")
+    if not 0 < threshold < 1:
+        raise _Invalid(f"field 'decision': 'threshold' must be between 0 and 1, not {threshold!r}")
+    positive = record.get("positive_class")
+    if (
+        not classes
+        or len(classes) != 2
+        or not any(type(label) is type(positive) and label == positive for label in classes)
+    ):
+        raise _Invalid("field 'decision': 'positive_class' must be one of the model's two classes")
+    return record
 
 
 def _kind(value: Any) -> str:

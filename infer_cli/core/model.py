@@ -16,6 +16,7 @@ from ..errors import DataError, ModelError, UsageError, first_line
 from .array_route import ArrayRoute, routes_agree
 from .card import ModelCard
 from .signature import Signature
+from .threshold import Decision, resolve_decision
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,32 @@ class Model:
     def can_predict_proba(self) -> bool:
         return self.is_classifier and hasattr(self.estimator, "predict_proba")
 
+    def decision(
+        self, threshold: Any = None, positive_class: Any = None, **how: Any
+    ) -> Decision | None:
+        """The decision threshold in force: `threshold` if given, else the one saved in the
+        card, else None (the estimator's own labels). See `threshold.resolve_decision`."""
+        return resolve_decision(self.card, self.can_predict_proba, threshold, positive_class, **how)
+
     def predict(
-        self, frame: pd.DataFrame, *, proba: bool = False, first_row: int = 0
+        self,
+        frame: pd.DataFrame,
+        *,
+        proba: bool = False,
+        first_row: int = 0,
+        decision: Decision | None = None,
     ) -> Predictions:
-        """Validate `frame` against the signature and predict, with probabilities if asked."""
+        """Validate `frame` against the signature and predict, with probabilities if asked,
+        labelling rows by `decision` if given."""
+        if decision is not None:
+            predictions = self.predict(frame, proba=True, first_row=first_row)
+            assert predictions.probabilities is not None
+            return Predictions(
+                decision.labels(predictions.probabilities),
+                predictions.probabilities if proba else None,
+                predictions.classes,
+                predictions.notices,
+            )
         if proba and not self.can_predict_proba:
             raise UsageError(f"the model at {self.path} does not give class probabilities")
         validated = self.signature.validate(frame, first_row=first_row)

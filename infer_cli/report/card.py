@@ -93,6 +93,7 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
         ("size", _size(inspection.size_bytes)),
         ("sha256", inspection.sha256_actual),
         ("integrity", integrity),
+        *_decision_rows(card),
         ("created", card.created or "-"),
         ("versions", ", ".join(f"{k} {v}" for k, v in card.versions.items()) or "-"),
     ]
@@ -103,6 +104,23 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
     if card.metrics:
         parts.extend(metric_tables(card.metrics, card.task))
     console.print(Group(*parts))
+
+
+def _decision_rows(card: ModelCard) -> list[tuple[str, str]]:
+    """The decision threshold saved by `evaluate --save`, how it was chosen, its scores."""
+    record = card.decision
+    if not record:
+        return []
+    scores = ", ".join(
+        f"{measure} {record[measure]:.4f}"
+        for measure in ("precision", "recall", "f1")
+        if isinstance(record.get(measure), (int, float))
+    )
+    chosen = f"chosen by {record.get('chosen_by', '-')} on {record.get('source', '-')}"
+    if record.get("rows") is not None:
+        chosen += f" ({count(int(record['rows']))} rows)"
+    rule = f"{record.get('threshold')} on P({record.get('positive_class')})"
+    return [("threshold", f"{rule}, {chosen}" + (f": {scores}" if scores else ""))]
 
 
 def _source(card: ModelCard) -> str:

@@ -23,6 +23,17 @@ def render_evaluation(console: Console, evaluation: Evaluation) -> None:
         parts.append(key_value_table("Ranking", [("ROC AUC", auc)]))
     if evaluation.sweep:
         parts.append(_threshold_table(evaluation))
+    if evaluation.chosen_by is not None and evaluation.at_threshold is not None:
+        at = evaluation.at_threshold
+        rows = [
+            ("asked", evaluation.chosen_by),
+            ("threshold", f"{evaluation.threshold:g} on P({evaluation.positive_class})"),
+            *((measure, f"{at[measure]:.4f}") for measure in ("precision", "recall", "f1")),
+            ("saved in", evaluation.saved_to or "- (not saved: add --save)"),
+        ]
+        parts.append(key_value_table("Chosen threshold", rows, justify="left"))
+    elif evaluation.saved_to is not None:
+        parts.append(key_value_table("Threshold", [("saved in", evaluation.saved_to)]))
     console.print(Group(*parts))
 
 
@@ -31,7 +42,7 @@ def _threshold_table(evaluation: Evaluation) -> Table:
         title=f"Decision threshold on P({evaluation.positive_class})",
         box=box.SIMPLE_HEAD,
         title_justify="left",
-        caption=f"in use: {evaluation.threshold:g}",
+        caption=_in_use(evaluation),
         caption_justify="left",
     )
     for heading in ("threshold", "precision", "recall", "F1", "accuracy", "predicted positive"):
@@ -48,3 +59,12 @@ def _threshold_table(evaluation: Evaluation) -> Table:
             style="bold reverse" if chosen else None,
         )
     return table
+
+
+def _in_use(evaluation: Evaluation) -> str:
+    if evaluation.decision is None:
+        return f"in use: {evaluation.threshold:g} (the model's own labels)"
+    return (
+        f"in use: {evaluation.threshold:g} (from {evaluation.decision.origin}); "
+        "the metrics above are at this threshold"
+    )

@@ -43,6 +43,7 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
             f"request {options.request_timeout:g} s",
         ),
         ("reload", "on SIGHUP" + (_watched(config) if config.reload else "")),
+        *_decision_rows(model, config),
         ("ready in", f"{seconds:.2f} s"),
     ]
     console.print(key_value_table(f"Serving {model.path}", rows, justify="left"))
@@ -64,6 +65,15 @@ def _watched(config: ServeConfig) -> str:
         every = config.reload_interval or REGISTRY_POLL_SECONDS
         return f" and when the registry moves {config.model_uri} (asked every {every:g} s)"
     return " and when the model changes"
+
+
+def _decision_rows(model: Model, config: ServeConfig) -> list[tuple[str, str]]:
+    """For a binary classifier, the threshold labels are given at and how a request sets one."""
+    if not model.can_predict_proba or len(model.card.classes or []) != 2:
+        return []
+    decision = model.decision(config.options.threshold, origin="serve --threshold")
+    rule = decision.describe() if decision else "the model's own labels"
+    return [("threshold", f"{rule}; a request may set its own (params.threshold)")]
 
 
 def render_summary(console: Console, summary: ServeSummary) -> None:

@@ -29,3 +29,6 @@ class ServeOptions:
     """Rows of recent input judged against the training profile (0: no drift check)."""
     profile: str | None = None
     """The training profile to judge input by, when not the model's own."""
+    threshold: float | None = None
+    """A binary classifier's decision threshold where a request sets none; None for the one
+    saved in the model's card, else the estimator's own labels."""

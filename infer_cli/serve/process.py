@@ -72,7 +72,9 @@ class ServeConfig:
     def load(self) -> Model:
         from ..core.store import load_model
 
-        return load_model(self.model, trust_types=self.trust_types, tracking_uri=self.tracking_uri)
+        model = load_model(self.model, trust_types=self.trust_types, tracking_uri=self.tracking_uri)
+        check_decision(model, self.options)
+        return model
 
 
 def is_loopback(host: str) -> bool:
@@ -370,6 +372,7 @@ def reload_model(
     old = app.model
     try:
         new = load_model(path, trust_types=trust_types, tracking_uri=tracking_uri)
+        check_decision(new, app.options)
         _check(new)
     except InferError as exc:
         app.stats.record_reload("failed")
@@ -380,12 +383,15 @@ def reload_model(
         app.stats.record_reload("failed")
         log(f"reload of {path} failed: {type(exc).__name__}: {exc}")
         return False
-    if old is not None and _served(new) == _served(old):
+    # A card saved over with a new threshold (evaluate --save) keeps the model file's hash.
+    if old is not None and (_served(new), new.card.decision) == (_served(old), old.card.decision):
         return False
     app.model = new
     app.stats.record_reload("ok")
     before = f" (was {_served(old)})" if old else ""
-    log(f"reloaded {path}: {_served(new)}{before}")
+    decision = new.decision(app.options.threshold, origin="serve --threshold")
+    labels = f"; labels at {decision.describe()}" if decision else ""
+    log(f"reloaded {path}: {_served(new)}{before}{labels}")
     return True
 
 
@@ -394,6 +400,12 @@ def _served(model: Model) -> str:
     registry = model.card.source.get("registry")
     sha = f"sha256 {model.card.sha256[:12]}"
     return f"{registry['resolved']}, {sha}" if registry else sha
+
+
+def check_decision(model: Model, options: ServeOptions) -> None:
+    """Refuse a model that `serve --threshold`, or the threshold its card holds, does not fit
+    (a regressor, say), before it serves a request."""
+    model.decision(options.threshold, origin="serve --threshold")
 
 
 def _check(model: Model) -> None:

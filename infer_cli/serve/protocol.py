@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.threshold import DEFAULT_THRESHOLD
 from ..errors import DataError, SchemaError
 from . import tensors
 from .errors import UnsupportedMediaType
@@ -52,6 +53,8 @@ class Invocation:
 
     payload: Payload
     proba: bool = False
+    threshold: Any = None
+    """`params.threshold` as sent, checked against the model by the model core."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,11 @@ class InferRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
     binary: frozenset[str] = frozenset()
     """The outputs to write as raw bytes after the JSON (the binary tensor data extension)."""
+
+    @property
+    def threshold(self) -> Any:
+        """`parameters.threshold` as sent, checked against the model by the model core."""
+        return self.parameters.get("threshold")
 
 
 def media_type(content_type: str | None) -> str:
@@ -217,18 +225,31 @@ def encode_predictions(
     values: np.ndarray,
     probabilities: np.ndarray | None = None,
     classes: Sequence[Any] | None = None,
+    threshold: float | None = None,
 ) -> bytes:
-    """`{"predictions": [...]}`, with `classes` and `probabilities` when they were asked for."""
-    return predictions_body([encode_part(values, probabilities)], classes)
+    """`{"predictions": [...]}`, with `classes` and `probabilities` when they were asked for,
+    and the decision `threshold` the labels were given at when it is not 0.5."""
+    return predictions_body([encode_part(values, probabilities)], classes, threshold)
 
 
-def predictions_body(parts: Sequence[Part], classes: Sequence[Any] | None = None) -> bytes:
+def predictions_body(
+    parts: Sequence[Part],
+    classes: Sequence[Any] | None = None,
+    threshold: float | None = None,
+) -> bytes:
     """The `/invocations` reply for the rows of `parts`, in order."""
     body = b'{"predictions":[' + _joined(part.values for part in parts) + b"]"
     if parts and parts[0].probabilities is not None:
         body += b',"classes":' + _dump([_plain(label) for label in classes or []])
         body += b',"probabilities":[' + _joined(part.probabilities for part in parts) + b"]"
+    if _named(threshold):
+        body += b',"threshold":' + _dump(threshold)
     return body + b"}"
+
+
+def _named(threshold: float | None) -> bool:
+    """Whether an answer names its threshold: any but none and the usual 0.5."""
+    return threshold is not None and threshold != DEFAULT_THRESHOLD
 
 
 def encode_infer_response(
@@ -238,10 +259,12 @@ def encode_infer_response(
     values: np.ndarray,
     probabilities: np.ndarray | None,
     classes: Sequence[Any] | None,
+    threshold: float | None = None,
 ) -> bytes:
-    """A V2 inference response holding the outputs the request asked for."""
+    """A V2 inference response holding the outputs the request asked for, and in its
+    `parameters` the decision `threshold` the labels were given at when it is not 0.5."""
     part = encode_part(values, probabilities, flat=True, binary=request.binary)
-    header, binary = infer_body(request, model_name, model_version, [part], classes)
+    header, binary = infer_body(request, model_name, model_version, [part], classes, threshold)
     return header + binary
 
 
@@ -251,9 +274,11 @@ def infer_body(
     model_version: str,
     parts: Sequence[Part],
     classes: Sequence[Any] | None,
+    threshold: float | None = None,
 ) -> tuple[bytes, bytes]:
     """The V2 reply for the rows of `parts` (written with `flat=True`), in order: its JSON,
-    and the raw bytes of the outputs asked for in binary, which follow the JSON."""
+    and the raw bytes of the outputs asked for in binary, which follow the JSON; the
+    decision `threshold` the labels were given at is in its `parameters` when not 0.5."""
     rows = sum(part.rows for part in parts)
     first = parts[0]
     outputs: list[bytes] = []
@@ -283,6 +308,8 @@ def infer_body(
     body = _dump(document)[:-1] + b',"outputs":[' + b",".join(outputs) + b"]"
     if request.id is not None:
         body += b',"id":' + _dump(request.id)
+    if _named(threshold):
+        body += b',"parameters":' + _dump({"threshold": threshold})
     return body + b"}", b"".join(binary)
 
 
@@ -400,7 +427,7 @@ def _decode_json_invocation(body: bytes, reader: Reader, form: str | None) -> In
         if "data" not in document:
             raise DataError(f"'columns' and 'index' need 'data' beside them: {SPLIT_DOCUMENT}")
         payload = reader.split(document, "data")
-        return Invocation(payload, _proba_param(document.get("params")))
+        return _invocation(payload, document.get("params"))
     value = document[key]
     if key == "dataframe_split":
         payload = reader.split(value)
@@ -410,7 +437,7 @@ def _decode_json_invocation(body: bytes, reader: Reader, form: str | None) -> In
         payload = reader.records(value, key)
     else:
         payload = reader.instances(value, key)
-    return Invocation(payload, _proba_param(document.get("params")))
+    return _invocation(payload, document.get("params"))
 
 
 def _listed_rows(document: list[Any], reader: Reader) -> Payload:
@@ -454,12 +481,14 @@ def _json_format(content_type: str | None) -> str | None:
     return None
 
 
-def _proba_param(params: Any) -> bool:
+def _invocation(payload: Payload, params: Any) -> Invocation:
+    """The request around its rows, with what `params` asks: probabilities, a threshold.
+    Other params are ignored, as MLflow ignores those a model does not take."""
     if params is None:
-        return False
+        return Invocation(payload)
     if not isinstance(params, dict):
         raise DataError("'params' must be an object")
     proba = params.get("proba", False)
     if not isinstance(proba, bool):
         raise DataError("params: 'proba' must be true or false")
-    return proba
+    return Invocation(payload, proba, params.get("threshold"))

@@ -30,6 +30,7 @@ from .stats import ServeStats
 
 if TYPE_CHECKING:
     from ..core.model import Model, Predictions, Prepared
+    from ..core.threshold import Decision
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -79,6 +80,7 @@ class _Decoded:
     payload: Payload
     proba: bool
     writer: _Writer
+    decision: Decision | None = None
 
 
 @dataclass(eq=False)
@@ -99,6 +101,16 @@ class _Scoring:
     prepared: Prepared
     proba: bool
     writer: _Writer
+    decision: Decision | None = None
+
+    @property
+    def needs_proba(self) -> bool:
+        """Whether its rows need the class probabilities: asked for, or to apply a threshold."""
+        return self.proba or self.decision is not None
+
+    def labelled(self, values: Any, probabilities: Any) -> tuple[Any, Any]:
+        """Its rows' labels (by its threshold, if it has one) and the probabilities it asked for."""
+        return _labelled(values, probabilities, self.proba, self.decision)
 
 
 class App:
@@ -130,7 +142,7 @@ class App:
         """Score a batch of jobs: one reply each, an error reply for a job whose part failed,
         and None for a large request with parts still to score (see `FIRST_PART_ROWS`)."""
         replies: list[Reply | None] = [None] * len(jobs)
-        groups: dict[tuple[int, bool], list[_Scoring]] = {}
+        groups: dict[int, list[_Scoring]] = {}
         large: list[int] = []
         for index, job in enumerate(jobs):
             try:
@@ -138,7 +150,9 @@ class App:
                     decoded = self._decode(job)
                     if decoded.payload.rows <= FIRST_PART_ROWS:
                         scoring = _prepare(index, decoded)
-                        groups.setdefault((id(scoring.model), scoring.proba), []).append(scoring)
+                        # Probabilities and thresholds are applied per request after the model
+                        # call, so every request for a model shares it, whatever it asks.
+                        groups.setdefault(id(scoring.model), []).append(scoring)
                         continue
                     job.parts = _Parts(decoded, size=FIRST_PART_ROWS)
                 large.append(index)
@@ -248,9 +262,13 @@ class App:
             )
             payload, proba = infer.payload, "predict_proba" in infer.outputs
             name, version, classes = model_name(model), model_version(model), model.card.classes
+            decision = self._decision(model, infer.threshold, "parameters: 'threshold'")
+            threshold = None if decision is None else decision.threshold
 
             def body(parts: list[protocol.Part]) -> Reply:
-                header, binary = protocol.infer_body(infer, name, version, parts, classes)
+                header, binary = protocol.infer_body(
+                    infer, name, version, parts, classes, threshold
+                )
                 if not binary:
                     return Reply(200, header)
                 length = ((HEADER_LENGTH, str(len(header))),)
@@ -268,9 +286,11 @@ class App:
             )
             payload, proba = invocation.payload, invocation.proba
             classes = model.card.classes if proba else None
+            decision = self._decision(model, invocation.threshold, "params: 'threshold'")
+            threshold = None if decision is None else decision.threshold
 
             def body(parts: list[protocol.Part]) -> Reply:
-                return Reply(200, protocol.predictions_body(parts, classes))
+                return Reply(200, protocol.predictions_body(parts, classes, threshold))
 
             writer = _Writer(flat=False, body=body)
 
@@ -278,7 +298,14 @@ class App:
             raise DataError("this model does not give class probabilities")
         if not payload.rows:
             raise DataError("the request holds no rows")
-        return _Decoded(model, payload, proba, writer)
+        return _Decoded(model, payload, proba, writer, decision)
+
+    def _decision(self, model: Model, requested: Any, name: str) -> Decision | None:
+        """The request's threshold, else the server's (`serve --threshold`), else the one
+        saved in the model's card, else None."""
+        if requested is not None:
+            return model.decision(requested, name=name, origin="the request")
+        return model.decision(self.options.threshold, origin="serve --threshold")
 
     def _score_part(self, parts: _Parts) -> Reply | None:
         """Score the next part of a large request; its reply once the last part is scored.
@@ -295,10 +322,14 @@ class App:
         except SchemaError as error:
             row = None if error.row is None else error.row + start
             raise SchemaError(error.reason, column=error.column, row=row) from error
-        predictions = model.predict_many([prepared], proba=decoded.proba)
+        needs_proba = decoded.proba or decoded.decision is not None
+        predictions = model.predict_many([prepared], proba=needs_proba)
         self.stats.record_batch(prepared.rows)
         self.drift.record(model, [prepared], predictions.values)
-        parts.written.append(decoded.writer.part(predictions.values, predictions.probabilities))
+        values, probabilities = _labelled(
+            predictions.values, predictions.probabilities, decoded.proba, decoded.decision
+        )
+        parts.written.append(decoded.writer.part(values, probabilities))
         parts.done = stop
         rate = (stop - start) / max(time.perf_counter() - began, 1e-6)
         parts.size = max(MIN_PART_ROWS, int(rate * PART_SECONDS))
@@ -312,7 +343,8 @@ class App:
         first = call[0]
         try:
             predictions: Predictions = first.model.predict_many(
-                [scoring.prepared for scoring in call], proba=first.proba
+                [scoring.prepared for scoring in call],
+                proba=any(scoring.needs_proba for scoring in call),
             )
         except Exception as exc:
             if len(call) == 1:
@@ -327,8 +359,10 @@ class App:
             probabilities = predictions.probabilities
             try:
                 reply = scoring.writer.encode(
-                    predictions.values[start:stop],
-                    None if probabilities is None else probabilities[start:stop],
+                    *scoring.labelled(
+                        predictions.values[start:stop],
+                        None if probabilities is None else probabilities[start:stop],
+                    )
                 )
             except Exception as exc:
                 reply = error_reply(exc, jobs[scoring.index].request)
@@ -340,7 +374,17 @@ class App:
 def _prepare(index: int, decoded: _Decoded) -> _Scoring:
     payload = decoded.payload.part()
     prepared = decoded.model.prepare(payload.columns, payload.frame)
-    return _Scoring(index, decoded.model, prepared, decoded.proba, decoded.writer)
+    return _Scoring(index, decoded.model, prepared, decoded.proba, decoded.writer, decoded.decision)
+
+
+def _labelled(
+    values: Any, probabilities: Any, proba: bool, decision: Decision | None
+) -> tuple[Any, Any]:
+    """A request's labels, by its decision threshold if it has one, and its probabilities if
+    it asked for them (a call shared with other requests may have computed them anyway)."""
+    if decision is not None:
+        values = decision.labels(probabilities)
+    return values, probabilities if proba else None
 
 
 def _calls(group: list[_Scoring], max_rows: int) -> list[list[_Scoring]]:

@@ -68,6 +68,12 @@ def test_threshold_moves_precision_and_recall(
     assert low.at_threshold["precision"] == pytest.approx(precision_score(actual, chosen))
     assert low.at_threshold["predicted_positive"] == int(chosen.sum())
     assert 0.25 in [point["threshold"] for point in low.sweep]
+    # The headline metrics and confusion matrix are those at the threshold, too.
+    assert low.metrics["per_class"]["yes"]["precision"] == pytest.approx(
+        precision_score(actual, chosen)
+    )
+    predicted_yes = sum(row[1] for row in low.metrics["confusion_matrix"]["matrix"])
+    assert predicted_yes == int(chosen.sum())
 
 
 def test_multiclass_has_no_threshold_but_has_roc_auc(
@@ -78,7 +84,7 @@ def test_multiclass_has_no_threshold_but_has_roc_auc(
     evaluation = evaluate(model, chunks(table, 40))
     assert evaluation.sweep == []
     assert evaluation.roc_auc is not None and evaluation.roc_auc > 0.95
-    with pytest.raises(UsageError, match="--threshold needs a binary classifier"):
+    with pytest.raises(UsageError, match="--threshold: a decision threshold is for binary"):
         evaluate(model, chunks(table, 40), threshold=0.3)
 
 
