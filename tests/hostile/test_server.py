@@ -342,6 +342,7 @@ def _fuzz_documents(names: list[str], values: list[Any]) -> Iterator[tuple[str, 
         yield "/invocations", value
         yield "/invocations", {"inputs": [row], "params": value}
         yield "/invocations", {"inputs": [row], "params": {"proba": value}}
+        yield "/invocations", {"inputs": [row], "params": {"threshold": value, "proba": True}}
         tensor = {"name": "x", "shape": [1, width], "datatype": "FP64", "data": row}
         yield "v2", {"inputs": [tensor]}
         yield "v2", {"inputs": [{**tensor, "data": [row]}]}
@@ -357,6 +358,7 @@ def _fuzz_documents(names: list[str], values: list[Any]) -> Iterator[tuple[str, 
         yield "v2", {"inputs": [tensor], "outputs": [{"name": value}]}
         yield "v2", {"inputs": [tensor], "id": value}
         yield "v2", {"inputs": [tensor], "parameters": value}
+        yield "v2", {"inputs": [tensor], "parameters": {"threshold": value}}
     yield "v2", {"inputs": [{"name": "x", "shape": [2**62, 2**62], "data": []}]}
     yield "v2", {"inputs": [{"name": "x", "shape": [1, width, 1], "data": [1] * width}]}
     yield "v2", {"inputs": [{"name": "x", "shape": [2, width], "data": [[1], [1] * (2 * width)]}]}
