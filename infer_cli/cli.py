@@ -38,7 +38,7 @@ from .choices import (
     Task,
     listed,
 )
-from .errors import ExitCode, InferError, UsageError, exit_code_of
+from .errors import ExitCode, InferError, UsageError, exit_code_of, printable
 from .tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -295,7 +295,8 @@ def reporting_errors(command: Command) -> Command:
 def _fail(message: str, code: int, debug: bool) -> typer.Exit:
     if debug:
         traceback.print_exc()
-    print(f"infer-cli: error: {message}", file=sys.stderr)
+    # Messages quote file names, column names and values: escaped, they stay one line.
+    print(f"infer-cli: error: {printable(message)}", file=sys.stderr)
     return typer.Exit(code)
 
 

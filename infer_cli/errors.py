@@ -128,6 +128,18 @@ def exit_code_of(exc: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
+def printable(text: str) -> str:
+    """`text` with every character a terminal could act on (control characters, line breaks,
+    bidirectional overrides, lone surrogates) written as a Python escape: `\\x1b`, `\\n`.
+    What a file, a client or a library wrote reaches a terminal only through it."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type if it has none), for one-line
     error messages that name a cause without its traceback."""

@@ -218,10 +218,25 @@ def evaluate(
         )  # fmt: skip
     classes = list(model.card.classes or [])
     proba = np.concatenate(probabilities) if probabilities else None
+    if y_true.dtype == object and classes and not all(isinstance(c, str) for c in classes):
+        # Labels that are not even of the classes' type: compared as text, every one of them.
+        named = [str(c) for c in classes]
+    else:
+        named = classes
+    known = np.isin(y_true, np.array(named, dtype=object))
+    unseen = sorted(set(y_true[~known].tolist()), key=str)
+    if unseen:
+        names = ", ".join(repr(label) for label in unseen[:10])
+        names += f" and {len(unseen) - 10:,} more" if len(unseen) > 10 else ""
+        notices.append(
+            f"{int((~known).sum()):,} row(s) carry a label the model never saw ({names}): "
+            "each is counted as wrong, in its own row of the confusion matrix"
+        )
     if constraint is not None and proba is not None:
+        # Probabilities rank the model's own classes: rows of other labels have no place there.
         choice = choose_threshold(
-            y_true == classes[chosen_for],
-            proba[:, chosen_for],
+            y_true[known] == named[chosen_for],
+            proba[known][:, chosen_for],
             constraint,
             os.path.basename(source),
         )
@@ -232,17 +247,19 @@ def evaluate(
             f"--choose-threshold {constraint}",
         )
         y_pred = decision.labels(proba)
+    if named is not classes:
+        y_pred = y_pred.astype(str)
     evaluation = Evaluation(
         "classification", target, source, len(y_true), unlabelled,
-        classification_metrics(y_true, y_pred, labels=classes), notices=notices,
+        classification_metrics(y_true, y_pred, labels=[*named, *unseen]), notices=notices,
     )  # fmt: skip
     evaluation.decision = decision
     evaluation.chosen_by = str(constraint) if constraint is not None else None
     if proba is not None:
-        evaluation.roc_auc = _roc_auc(y_true, proba, classes)
+        evaluation.roc_auc = _roc_auc(y_true[known], proba[known], named)
         if binary:
             positive = decision.positive if decision else _positive(classes, positive_class)
-            _add_threshold_view(evaluation, y_true, proba, classes, positive)
+            _add_threshold_view(evaluation, y_true[known], proba[known], named, positive)
     return evaluation
 
 
@@ -304,9 +321,10 @@ def _as_labels(target: pd.Series, model: Model) -> np.ndarray:
         return target.astype(str).to_numpy(dtype=object)
     if classes and all(isinstance(c, int) for c in classes):
         numbers = pd.to_numeric(target, errors="coerce")
-        if numbers.isna().any():
-            value = target[numbers.isna()].iloc[0]
-            raise DataError(f"target '{target.name}': {value!r} is not one of the model's classes")
+        whole = numbers.notna() & (numbers == np.floor(numbers)) & (numbers.abs() < 2.0**63)
+        if not whole.all():
+            # Not a class the model knows: the evaluation counts such labels as text.
+            return target.astype(str).to_numpy(dtype=object)
         return numbers.to_numpy(dtype=np.int64)
     return target.to_numpy(dtype=object)
 
@@ -314,12 +332,15 @@ def _as_labels(target: pd.Series, model: Model) -> np.ndarray:
 def _roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: list[Any]) -> float | None:
     from sklearn.metrics import roc_auc_score
 
+    # Undefined when the table holds a single class (scikit-learn warns and answers NaN).
+    if len(set(y_true.tolist())) < 2:
+        return None
     try:
         if len(classes) == 2:
             return float(roc_auc_score(y_true == classes[1], proba[:, 1]))
         return float(roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
     except ValueError:
-        # Undefined when the table holds a single class, or misses one.
+        # Or when it misses one of the model's classes.
         return None
 
 

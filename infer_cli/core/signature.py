@@ -129,9 +129,9 @@ class Signature:
         extra = [str(name) for name in frame.columns if str(name) not in known]
         notices = []
         if extra:
-            notices.append(
-                f"ignoring {len(extra)} column(s) the model does not use: {', '.join(extra)}"
-            )
+            # A wide table would make this one note thousands of names long.
+            shown = ", ".join(extra[:20]) + (f" and {len(extra) - 20:,} more" * (len(extra) > 20))
+            notices.append(f"ignoring {len(extra):,} column(s) the model does not use: {shown}")
         cast: dict[str, Any] = {}
         for column in self.inputs:
             if column.name in present:

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.table import Table
+
+from ..errors import printable
 
 if TYPE_CHECKING:
     pass
@@ -21,7 +24,13 @@ def stderr_console(quiet: bool = False) -> Console:
 
 def render_notices(console: Console, notices: Iterable[str]) -> None:
     for notice in notices:
-        console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {plain(notice)}", soft_wrap=True)
+
+
+def plain(text: object) -> str:
+    """Text a file, a model or a client wrote (a column name, a label), for the console: its
+    control characters escaped and its square brackets taken as text, not as rich markup."""
+    return escape(printable(str(text)))
 
 
 def key_value_table(
@@ -72,7 +81,7 @@ def metric_tables(metrics: dict[str, Any], task: str, heading: str = "Test metri
         quality.add_column(heading, justify="left" if heading == "class" else "right")
     for label, scores in metrics["per_class"].items():
         quality.add_row(
-            label,
+            plain(label),
             f"{scores['precision']:.3f}",
             f"{scores['recall']:.3f}",
             f"{scores['f1']:.3f}",
@@ -93,7 +102,7 @@ def metric_tables(metrics: dict[str, Any], task: str, heading: str = "Test metri
         title_justify="left",
         min_width=56,
     )
-    labels = [str(label) for label in metrics["confusion_matrix"]["labels"]]
+    labels = [plain(label) for label in metrics["confusion_matrix"]["labels"]]
     confusion.add_column("")
     for label in labels:
         confusion.add_column(label, justify="right")

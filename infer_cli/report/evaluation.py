@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from ..batch.evaluation import Evaluation
-from .console import count, key_value_table, metric_tables
+from .console import count, key_value_table, metric_tables, plain
 
 
 def render_evaluation(console: Console, evaluation: Evaluation) -> None:
@@ -39,7 +39,7 @@ def render_evaluation(console: Console, evaluation: Evaluation) -> None:
 
 def _threshold_table(evaluation: Evaluation) -> Table:
     table = Table(
-        title=f"Decision threshold on P({evaluation.positive_class})",
+        title=f"Decision threshold on P({plain(evaluation.positive_class)})",
         box=box.SIMPLE_HEAD,
         title_justify="left",
         caption=_in_use(evaluation),

@@ -9,6 +9,8 @@ import time
 from collections import deque
 from typing import Any
 
+from ..errors import printable
+
 
 def log(line: str, detail: str = "") -> None:
     """The server's log: stderr, after any access lines still held. `line` is written as one
@@ -19,17 +21,6 @@ def log(line: str, detail: str = "") -> None:
     if detail:
         text += "\n" + "\n".join(printable(part) for part in detail.rstrip().split("\n"))
     _write(text + "\n")
-
-
-def printable(text: str) -> str:
-    """`text` with every character a terminal could act on (control characters, line breaks,
-    bidirectional overrides, lone surrogates) written as a Python escape: `\\x1b`, `\\n`."""
-    if text.isprintable():
-        return text
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
 
 
 def _write(text: str) -> None:

@@ -322,3 +322,124 @@ def test_a_port_out_of_range_is_a_usage_error(trained_models: dict[str, Path], p
         f"infer-cli: error: invalid value for '--port' / '-p': must be between 0 and 65535 "
         f"(got {port})\n"
     )
+
+
+HOSTILE_NAMES = ["\x1b[31mred\x1b[0m", "two\nlines", "[bold]markup[/]", "\u202eevil", "bell\x07"]
+ESCAPED_NAMES = [
+    "\\x1b[31mred\\x1b[0m",
+    "two\\nlines",
+    "[bold]markup[/]",
+    "\\u202eevil",
+    "bell\\x07",
+]
+
+
+def _quoted(names: list[str]) -> str:
+    return ",".join('"' + name.replace('"', '""') + '"' for name in names)
+
+
+def test_column_names_from_a_file_reach_the_terminal_escaped(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    model = trained_models["iris"]
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    noted = write(
+        tmp_path / "noted.csv", f"{_quoted(features + HOSTILE_NAMES)}\n1,2,3,4,a,b,c,d,e\n"
+    )
+    result = run_infer_cli("predict", "-m", model, "-i", noted, "-o", tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert f"ignoring 5 column(s) the model does not use: {', '.join(ESCAPED_NAMES)}\n" in stderr
+    assert "\x1b" not in stderr and "\x07" not in stderr and "\u202e" not in stderr
+    for hostile, escaped in zip(HOSTILE_NAMES, ESCAPED_NAMES, strict=True):
+        twice = write(tmp_path / "twice.csv", f"{_quoted([hostile, hostile])}\n1,2\n")
+        failed = run_infer_cli("predict", "-m", model, "-i", twice, "-o", tmp_path / "o.csv")
+        assert failed.returncode == 3
+        assert failed.stderr.decode().splitlines()[-1:] == [
+            f"infer-cli: error: {twice}, line 1: column '{escaped}' appears twice in the header"
+        ]
+        assert failed.stderr.count(b"\n") == failed.stderr.decode().count("note:") + 1
+
+
+def _labelled(sample_data: Path, tmp_path: Path, stranger: str) -> Path:
+    """39 setosa rows and 11 versicolor rows relabelled `stranger`, a species the iris
+    model never saw."""
+    lines = (sample_data / "iris.csv").read_text().splitlines()
+    setosa = [line for line in lines[1:] if line.endswith(",setosa")][:39]
+    others = [
+        line.replace(",versicolor", "," + _quoted([stranger]))
+        for line in lines[1:]
+        if line.endswith(",versicolor")
+    ][:11]
+    return write(tmp_path / "labelled.csv", "\n".join([lines[0], *setosa, *others]) + "\n")
+
+
+def test_evaluate_counts_labels_the_model_never_saw(
+    trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    import json
+
+    source = _labelled(sample_data, tmp_path, "hybrid")
+    result = run_infer_cli("evaluate", "-m", trained_models["iris"], "-i", source, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    metrics = json.loads(result.stdout)["metrics"]
+    matrix = metrics["confusion_matrix"]
+    assert matrix["labels"] == ["setosa", "versicolor", "virginica", "hybrid"]
+    assert sum(map(sum, matrix["matrix"])) == metrics["rows"] == 50
+    assert sum(matrix["matrix"][3]) == metrics["per_class"]["hybrid"]["support"] == 11
+    assert metrics["per_class"]["hybrid"]["recall"] == 0.0
+    assert metrics["accuracy"] == 39 / 50
+    assert (
+        "note: 11 row(s) carry a label the model never saw ('hybrid'): each is counted as "
+        "wrong, in its own row of the confusion matrix\n"
+    ) in result.stderr.decode()
+
+
+def test_labels_from_a_file_are_shown_escaped(
+    trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    source = _labelled(sample_data, tmp_path, "[red]hy\x1bbrid")
+    result = run_infer_cli("evaluate", "-m", trained_models["iris"], "-i", source)
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "\x1b" not in stderr
+    assert "'[red]hy\\x1bbrid'" in stderr
+    assert "[red]hy\\x1bbrid" in stderr.split("Confusion matrix")[1]
+
+
+@pytest.fixture(scope="module")
+def numbered_classes_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classifier whose classes are the whole numbers 0 and 1."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from infer_cli.core import ModelCard, save_model
+    from infer_cli.core.signature import Column, Signature
+
+    x = pd.DataFrame({"a": np.arange(100.0)})
+    estimator = LogisticRegression().fit(x, (x["a"] > 50).astype(int))
+    signature = Signature((Column("a", "float"),))
+    card = ModelCard(task="classification", target="y", classes=[0, 1], signature=signature)
+    path = tmp_path_factory.mktemp("numbered") / "model"
+    save_model(estimator, card, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("strangers", "labels"),
+    [(["2", "2"], [0, 1, 2]), (["2", "cat"], ["0", "1", "2", "cat"])],
+)
+def test_unseen_labels_of_a_model_with_numbered_classes(
+    numbered_classes_model: Path, tmp_path: Path, strangers: list[str], labels: list[object]
+) -> None:
+    import json
+
+    rows = ["10,0", "90,1", *(f"95,{label}" for label in strangers)]
+    source = write(tmp_path / "labelled.csv", "a,y\n" + "\n".join(rows) + "\n")
+    result = run_infer_cli("evaluate", "-m", numbered_classes_model, "-i", source, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    matrix = json.loads(result.stdout)["metrics"]["confusion_matrix"]
+    assert matrix["labels"] == labels
+    assert sum(map(sum, matrix["matrix"])) == 4
+    assert matrix["matrix"][1][1] == 1
