@@ -80,6 +80,7 @@ def bench_model(
     model: str | None,
     input: str | None = None,
     *,
+    input_format: str | None = None,
     max_batch: int,
     seconds: float,
     url: str | None = None,
@@ -97,7 +98,7 @@ def bench_model(
             raise UsageError("--concurrency must be positive whole numbers")
     loaded = load_model(model, trust_types=trust_types, tracking_uri=tracking_uri)
     on_loaded(loaded)
-    table = read_table(input) if input else None
+    table = read_table(input, format=input_format) if input else None
     return run_bench(
         loaded, table, table_name=input, max_batch=max_batch, seconds=seconds,
         url=url, levels=levels, on_progress=on_progress,

@@ -233,7 +233,7 @@ InputFormatOption = Annotated[
     ),
 ]
 DelimiterOption = Annotated[
-    str,
+    str | None,
     _option(
         "--delimiter", "CHAR", "CSV field separator (\\t or tab for a tab).", default="a comma"
     ),
@@ -364,6 +364,7 @@ def train(
             "Model file: joblib, or skops (cannot run code when loaded).",
         ),
     ] = "joblib",
+    input_format: InputFormatOption = None,
     max_columns: MaxColumnsOption = MAX_COLUMNS,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -387,8 +388,9 @@ def train(
         ignore=tuple(_split_names(ignore) or ()),
     )
     result, stopwatch = train_file(
-        input, output, options, serialization=file_format, max_columns=max_columns
-    )
+        input, output, options, serialization=file_format, input_format=input_format,
+        max_columns=max_columns,
+    )  # fmt: skip
     render_notices(console, result.notices)
     render_train_report(console, result, output, stopwatch)
 
@@ -435,6 +437,14 @@ def predict(
             default="every input column",
         ),
     ] = None,
+    no_header: Annotated[
+        bool,
+        _option(
+            "--no-header",
+            None,
+            "The CSV input has no header row: its fields are the model's columns, in order.",
+        ),
+    ] = False,
     input_format: InputFormatOption = None,
     output_format: Annotated[
         OutputFormat | None,
@@ -446,7 +456,7 @@ def predict(
             default="from its extension; csv for stdout",
         ),
     ] = None,
-    delimiter: DelimiterOption = ",",
+    delimiter: DelimiterOption = None,
     batch_size: Annotated[
         int, _option("--batch-size", "N", "Rows read, scored and written at a time.", at_least=1)
     ] = DEFAULT_BATCH_ROWS,
@@ -533,6 +543,7 @@ def predict(
         input_format=input_format,
         output_format=output_format,
         delimiter=check_delimiter(delimiter),
+        header=not no_header,
         batch_size=batch_size,
         proba=proba,
         keep=None if kept is None else tuple(name for name in kept if name != "none"),
@@ -660,7 +671,8 @@ def evaluate(
             "predict, serve and info to use.",
         ),
     ] = False,
-    delimiter: DelimiterOption = ",",
+    input_format: InputFormatOption = None,
+    delimiter: DelimiterOption = None,
     json: JsonOption = False,
     max_columns: MaxColumnsOption = MAX_COLUMNS,
     tracking_uri: TrackingUriOption = None,
@@ -676,7 +688,8 @@ def evaluate(
     evaluation = evaluate_file(
         input, model, target=target, threshold=threshold, positive_class=positive_class,
         choose=choose_threshold, save=save, delimiter=check_delimiter(delimiter),
-        max_columns=max_columns, trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
+        input_format=input_format, max_columns=max_columns,
+        trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
         on_loaded=lambda loaded: render_notices(console, loaded.notices),
     )  # fmt: skip
     render_notices(console, evaluation.notices)
@@ -700,6 +713,7 @@ def bench(
         str | None,
         _option("--input -i", "FILE", "Rows to score.", default="the model's example rows"),
     ] = None,
+    input_format: InputFormatOption = None,
     url: Annotated[
         str | None, _option("--url", "URL", "Also load-test a running server at this URL.")
     ] = None,
@@ -731,7 +745,8 @@ def bench(
     levels = _whole_numbers("--concurrency", _split_names(concurrency)) or CONCURRENCY_LEVELS
     with console.status("measuring") as status:
         report = bench_model(
-            model, input, max_batch=max_batch, seconds=seconds, url=url, levels=levels,
+            model, input, input_format=input_format, max_batch=max_batch, seconds=seconds,
+            url=url, levels=levels,
             trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
             on_loaded=lambda loaded: render_notices(console, loaded.notices),
             on_progress=status.update,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .choices import CLASSIFIERS, REGRESSORS, Algorithm, ModelFormat, Task
+from .choices import CLASSIFIERS, REGRESSORS, Algorithm, InputFormat, ModelFormat, Task
 from .core.card import EXAMPLE_ROWS, ModelCard
 from .core.metrics import classification_metrics, regression_metrics
 from .core.profiling import profile_rows
@@ -79,6 +79,7 @@ def train_file(
     options: TrainOptions,
     *,
     serialization: ModelFormat = "joblib",
+    input_format: InputFormat | None = None,
     max_columns: int = MAX_COLUMNS,
 ) -> tuple[TrainResult, Stopwatch]:
     """Read a table, train on it and save the model in `output`; the stopwatch holds the time
@@ -87,7 +88,7 @@ def train_file(
     check_model_destination(output)
     stopwatch = Stopwatch()
     with stopwatch.phase("read"):
-        frame = read_table(input, max_columns=max_columns)
+        frame = read_table(input, format=input_format, max_columns=max_columns)
     result = train(frame, options, stopwatch)
     with stopwatch.phase("save"):
         save_model(result.estimator, result.card, output, serialization=serialization)

@@ -20,12 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..choices import OUTPUT_FORMATS
 from ..core.drift import DriftCounts, ProfileBins
 from ..core.model import Model
 from ..errors import DataError, UsageError
 from ..tables.atomic import STDIO, current_umask
+from ..tables.inputs import INPUT_EXTENSIONS, input_format, output_format
 from ..tables.paths import refuse_aliases
-from ..tables.readers import INPUT_FORMATS, OUTPUT_FORMATS, detect_format
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "pip install 'infer-cli[dask]'"
 SUCCESS_MARKER = "_SUCCESS"
-PARTITION_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".parq", ".pq")
 PART_EXTENSIONS = {f: f for f in OUTPUT_FORMATS} | {"mlflow-json": "json"}
 # Long enough for a scheduler on another host to answer, short enough for a typo to show.
 CONNECT_SECONDS = 10
@@ -83,7 +83,7 @@ def find_partitions(pattern: str) -> list[str]:
             for item in path.iterdir()
             if item.is_file()
             and not item.name.startswith((".", "_"))
-            and item.name.lower().endswith(PARTITION_SUFFIXES)
+            and item.name.lower().endswith(INPUT_EXTENSIONS)
         ]
     elif any(mark in pattern for mark in "*?["):
         files = [Path(name) for name in glob.glob(pattern) if Path(name).is_file()]
@@ -183,12 +183,8 @@ class DaskScoring:
 
         options = self.options
         inputs = find_partitions(options.input)
-        input_formats = [
-            detect_format(name, options.input_format, INPUT_FORMATS) for name in inputs
-        ]
-        output_format = options.output_format and detect_format(
-            "", options.output_format, OUTPUT_FORMATS
-        )
+        input_formats = [input_format(name, options.input_format) for name in inputs]
+        output_kind = options.output_format and output_format("", options.output_format)
         self._check_options()
         self.report.partitions = len(inputs)
         with ExitStack() as stack:
@@ -199,7 +195,7 @@ class DaskScoring:
             partitions = [
                 Partition(
                     input=name,
-                    output=str(output / _part_name(index, output_format or kind)),
+                    output=str(output / _part_name(index, output_kind or kind)),
                     rejects=None if rejects is None else str(rejects / _part_name(index, kind)),
                 )
                 for index, (name, kind) in enumerate(zip(inputs, input_formats, strict=True))

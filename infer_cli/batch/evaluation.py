@@ -45,18 +45,20 @@ def read_labelled(
     model: Model,
     target: str | None,
     *,
-    delimiter: str = ",",
+    delimiter: str | None = None,
+    input_format: str | None = None,
     batch_size: int = DEFAULT_BATCH_ROWS,
     max_columns: int = MAX_COLUMNS,
 ) -> Iterator[LabelledChunk]:
     """Stream a labelled file as `predict` reads it: the model's columns and the target."""
-    from ..tables.readers import open_table
-    from .scoring import model_frame, text_to_objects
+    from ..tables.inputs import open_table
+    from .frames import model_frame, text_to_objects
 
     target = _target_of(model, target)
     with open_table(
-        path, delimiter=delimiter, batch_size=batch_size, max_columns=max_columns
-    ) as reader:
+        path, format=input_format, delimiter=delimiter, batch_size=batch_size,
+        max_columns=max_columns,
+    ) as reader:  # fmt: skip
         if target not in reader.columns:
             raise DataError(
                 f"{reader.source}: no target column '{target}' (use --target to name it)"
@@ -125,7 +127,8 @@ def evaluate_file(
     positive_class: str | None = None,
     choose: str | None = None,
     save: bool = False,
-    delimiter: str = ",",
+    delimiter: str | None = None,
+    input_format: str | None = None,
     max_columns: int = MAX_COLUMNS,
     trust_types: list[str] | None = None,
     tracking_uri: str | None = None,
@@ -141,7 +144,10 @@ def evaluate_file(
         decision_card(model)
     loaded = load_model(model, trust_types=trust_types, tracking_uri=tracking_uri)
     on_loaded(loaded)
-    chunks = read_labelled(path, loaded, target, delimiter=delimiter, max_columns=max_columns)
+    chunks = read_labelled(
+        path, loaded, target, delimiter=delimiter, input_format=input_format,
+        max_columns=max_columns,
+    )  # fmt: skip
     evaluation = evaluate(
         loaded, chunks, target=target, threshold=threshold, positive_class=positive_class,
         choose=choose,

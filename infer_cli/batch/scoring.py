@@ -22,18 +22,12 @@ from ..core.profiling import model_columns
 from ..core.signature import NUMERIC_TYPES, Signature
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.atomic import STDIO, atomic_output
+from ..tables.inputs import field_separator, input_format, open_table, output_format
 from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
-from ..tables.readers import (
-    INPUT_FORMATS,
-    OUTPUT_FORMATS,
-    Chunk,
-    MalformedRows,
-    TableReader,
-    detect_format,
-    open_table,
-)
-from ..tables.writers import TableWriter, open_writer
+from ..tables.readers import Chunk, CsvReader, MalformedRows, TableReader
+from ..tables.writers import DeferredWriter, TableWriter, open_writer
+from .frames import model_frame
 from .stages import run_stages
 
 if TYPE_CHECKING:
@@ -43,11 +37,6 @@ PREDICTION_COLUMN = "prediction"
 REASON_COLUMN = "reject_reason"
 # Formats that store types: numbers the model reads from CSV text are written as numbers.
 TYPED_FORMATS = ("parquet", "jsonl")
-# What pandas' read_csv reads as missing, so that predict reads CSV the way train did.
-NA_STRINGS = (
-    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
-    *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
-)
 
 Progress = Callable[["ScoringReport", int, "int | None"], None]
 
@@ -60,7 +49,10 @@ class ScoringOptions:
     output: str = STDIO
     input_format: str | None = None
     output_format: str | None = None
-    delimiter: str = ","
+    delimiter: str | None = None
+    """The CSV field separator, in and out; None: a comma, or a tab for TSV."""
+    header: bool = True
+    """False: the CSV input has no header row; its fields are the model's columns in order."""
     batch_size: int = DEFAULT_BATCH_ROWS
     proba: bool = False
     keep: tuple[str, ...] | None = None
@@ -125,8 +117,11 @@ class BatchScoring:
         # Measured: mimalloc's per-thread caches add about 40 MB to the peak of a long run.
         pa.set_memory_pool(pa.system_memory_pool())
         options = self.options
-        output_format = detect_format(options.output, options.output_format, OUTPUT_FORMATS)
-        detect_format(options.input, options.input_format, INPUT_FORMATS)
+        output_kind = output_format(options.output, options.output_format)
+        input_format(options.input, options.input_format)
+        rejects_kind = None
+        if options.rejects is not None:
+            rejects_kind = output_format(options.rejects, None, "--rejects")
         self._check_options()
         malformed: MalformedRows = "collect" if options.skip_bad_rows else "error"
         with ExitStack() as stack:
@@ -138,21 +133,26 @@ class BatchScoring:
                     batch_size=options.batch_size,
                     malformed=malformed,
                     max_columns=options.max_columns,
+                    column_names=None if options.header else self.model.signature.names,
                 )
             )
             self._reader = reader
-            plan = self._plan = self._make_plan(reader, typed=output_format in TYPED_FORMATS)
+            plan = self._plan = self._make_plan(reader, typed=output_kind in TYPED_FORMATS)
             rejects: TableWriter | None = None
-            if options.rejects is not None:
-                rejects_format = detect_format(options.rejects, None, OUTPUT_FORMATS)
+            if options.rejects is not None and rejects_kind is not None:
                 handle = stack.enter_context(atomic_output(options.rejects))
                 rejects = open_writer(
-                    handle, rejects_format, plan.rejects_schema, delimiter=options.delimiter
-                )
-            handle = stack.enter_context(atomic_output(options.output))
-            writer = open_writer(
-                handle, output_format, plan.output_schema, delimiter=options.delimiter
-            )
+                    handle, rejects_kind, plan.rejects_schema,
+                    delimiter=field_separator(rejects_kind, options.delimiter),
+                )  # fmt: skip
+            output = stack.enter_context(atomic_output(options.output))
+
+            def open_output() -> TableWriter:
+                separator = field_separator(output_kind, options.delimiter)
+                return open_writer(output, output_kind, plan.output_schema, delimiter=separator)
+
+            # Nothing, not even a header, reaches stdout before the first rows are scored.
+            writer: TableWriter = DeferredWriter(open_output, plan.output_schema)
 
             def score(item: tuple[Chunk, pd.DataFrame]) -> _Scored:
                 began = time.perf_counter()
@@ -221,9 +221,8 @@ class BatchScoring:
         try:
             validated = signature.validate(header)
         except SchemaError as error:
-            raise SchemaError(
-                error.reason + _delimiter_hint(reader), source=reader.source
-            ) from None
+            hint = _delimiter_hint(reader) or _header_hint(reader, signature)
+            raise SchemaError(error.reason + hint, source=reader.source) from None
         self.report.notices.extend(validated.notices)
         keep = list(reader.columns) if self.options.keep is None else list(self.options.keep)
         present = {item.name: item for item in reader.schema}
@@ -419,27 +418,6 @@ class BatchScoring:
         return pa.concat_tables(parts)
 
 
-def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd.DataFrame:
-    """The columns the model reads, as pandas; numbers from CSV text parsed by pyarrow."""
-    if signature.positional:
-        names = list(table.column_names[: len(signature.inputs)])
-        types = dict.fromkeys(names, "any")
-    else:
-        types = {c.name: c.dtype for c in signature.inputs if c.name in table.column_names}
-    columns: dict[str, Any] = {}
-    for name, kind in types.items():
-        column = table[name]
-        if not from_text:
-            columns[name] = column.to_pandas()
-        elif kind in (*NUMERIC_TYPES, "any"):
-            # "any" (a bare estimator's columns): numbers when they all read as numbers,
-            # as pandas' read_csv would have given the estimator in training.
-            columns[name] = _text_to_numbers(column)
-        else:
-            columns[name] = text_to_objects(column)
-    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
-
-
 def _listed(names: list[str], most: int = 20) -> str:
     """Names for a message, the first `most` of them when there are more."""
     shown = ", ".join(names[:most])
@@ -455,31 +433,29 @@ def _delimiter_hint(reader: TableReader) -> str:
     return ""
 
 
-def _text_to_numbers(column: pa.ChunkedArray) -> Any:
-    """Floats parsed by pyarrow; on any value it cannot parse, the text, for validation to
-    report or refuse row by row."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _header_hint(reader: TableReader, signature: Signature) -> str:
+    """A hint for rows given without a header, or JSON given as CSV."""
+    if not isinstance(reader, CsvReader) or not reader.has_header:
+        return ""
+    names = reader.columns
+    if names and names[0].lstrip().startswith(("{", "[")):
+        return "; is this JSON Lines? pass --input-format jsonl"
+    expected = signature.names
+    values = sum(_is_number(name) for name in names) > len(names) / 2
+    if values or (len(names) == len(expected) and not set(names) & set(expected)):
+        return (
+            "; the first line is read as the header: for rows without one, pass --no-header "
+            f"(fields in the model's order: {', '.join(expected)})"
+        )
+    return ""
 
+
+def _is_number(text: str) -> bool:
     try:
-        return pc.cast(column, pa.float64()).to_numpy()
-    except pa.ArrowInvalid:
-        pass
-    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
-    cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), column)
-    try:
-        return pc.cast(cleaned, pa.float64()).to_numpy()
-    except pa.ArrowInvalid:
-        return cleaned.to_numpy(zero_copy_only=False)
-
-
-def text_to_objects(column: pa.ChunkedArray) -> Any:
-    """Text values with the missing-value spellings read_csv knows turned into None."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
-    return pc.if_else(missing, pa.scalar(None, pa.string()), column).to_numpy(zero_copy_only=False)
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _labels(values: np.ndarray, kind: pa.DataType, classes: list[Any] | None) -> pa.Array:

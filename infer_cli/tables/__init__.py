@@ -1,4 +1,4 @@
-"""Tables in and out of files, in chunks: CSV (plain or gzip), Parquet and JSON Lines,
+"""Tables in and out of files, in chunks: CSV and TSV (plain or gzip), Parquet and JSON Lines,
 `-` for stdin and stdout, outputs that appear only once complete. Knows no model."""
 
 from __future__ import annotations
@@ -9,32 +9,25 @@ from .. import lazy_surface
 
 if TYPE_CHECKING:
     from .atomic import STDIO, atomic_output, write_json
+    from .inputs import input_format, open_table, output_format
     from .limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
     from .paths import refuse_aliases
-    from .readers import (
-        INPUT_FORMATS,
-        OUTPUT_FORMATS,
-        Chunk,
-        check_delimiter,
-        detect_format,
-        open_table,
-    )
+    from .readers import Chunk, check_delimiter
     from .whole_table import read_table
     from .writers import TableWriter, open_writer
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
-    "INPUT_FORMATS",
     "MAX_COLUMNS",
-    "OUTPUT_FORMATS",
     "STDIO",
     "Chunk",
     "TableWriter",
     "atomic_output",
     "check_delimiter",
-    "detect_format",
+    "input_format",
     "open_table",
     "open_writer",
+    "output_format",
     "read_table",
     "refuse_aliases",
     "write_json",
@@ -42,12 +35,11 @@ __all__ = [
 # Where each name of the surface lives.
 _SURFACE = {
     "Chunk": "readers",
-    "open_table": "readers",
+    "open_table": "inputs",
+    "input_format": "inputs",
+    "output_format": "inputs",
     "read_table": "whole_table",
-    "detect_format": "readers",
     "check_delimiter": "readers",
-    "INPUT_FORMATS": "readers",
-    "OUTPUT_FORMATS": "readers",
     "TableWriter": "writers",
     "open_writer": "writers",
     "atomic_output": "atomic",

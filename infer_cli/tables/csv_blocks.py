@@ -102,7 +102,15 @@ class RecordBlocks:
     blocks. Lines are counted with `\\n`, so CRLF files number the same way as LF files.
     """
 
-    def __init__(self, stream: IO[bytes], *, source: str, delimiter: str, block_size: int):
+    def __init__(
+        self,
+        stream: IO[bytes],
+        *,
+        source: str,
+        delimiter: str,
+        block_size: int,
+        header: bool = True,
+    ):
         self.source = source
         self.delimiter = delimiter
         self.block_size = block_size
@@ -111,7 +119,9 @@ class RecordBlocks:
         self._pending = b""
         self._eof = False
         self._next_line = 1
-        self.header = self._read_header()
+        self.header = self._read_header() if header else b""
+        if not header:
+            self._pending = self._read(64 * 1024).removeprefix(BOM)
 
     def __iter__(self) -> Iterator[Block]:
         while True:

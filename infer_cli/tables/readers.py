@@ -1,34 +1,32 @@
-"""Reading tables streamed in chunks: CSV, gzip CSV and Parquet.
+"""Reading tables streamed in chunks: the CSV and Parquet readers, and the `Chunk`s they
+yield, each knowing the row and the line it starts at.
 
-`-` is stdin. `open_table` streams an input as `Chunk`s, each knowing the row and the line
-it starts at. A whole table at once (for training) is `whole_table`'s, writing is
+Which reader an input gets, and gzip, are `inputs`' (`open_table`); JSON Lines is
+`json_lines`'. A whole table at once (for training) is `whole_table`'s, writing is
 `writers`', and files that appear only once complete are `atomic`'s.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import os
 import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from ..errors import DataError, UsageError, first_line
 from .atomic import STDIO
 from .csv_blocks import Block, RecordBlocks
-from .limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
+from .limits import MAX_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-INPUT_FORMATS = ("csv", "csv.gz", "parquet")
-OUTPUT_FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "mlflow-json")
 # Bytes read before the size of a row is known; later blocks hold about --batch-size rows.
 FIRST_BLOCK_BYTES = 256 * 1024
 MIN_BLOCK_BYTES = 64 * 1024
@@ -41,26 +39,10 @@ def describe(path: str) -> str:
     return "<stdin>" if path == STDIO else path
 
 
-def detect_format(path: str, override: str | None, choices: tuple[str, ...]) -> str:
-    """The format named by `override`, else by the file's extension; CSV for `-` and others."""
-    if override:
-        name = override.lower().lstrip(".")
-        if name not in choices:
-            raise UsageError(f"unknown format '{override}' (choose from: {', '.join(choices)})")
-        return name
-    lowered = path.lower()
-    for name in sorted(choices, key=len, reverse=True):
-        if lowered.endswith("." + name) or (name == "jsonl" and lowered.endswith(".ndjson")):
-            return name
-    if lowered.endswith(".gz"):
-        raise UsageError(f"{path}: only gzip-compressed CSV (.csv.gz) is supported")
-    if lowered.endswith((".parq", ".pq")):
-        return "parquet"
-    return "csv"
-
-
-def check_delimiter(delimiter: str) -> str:
-    """A one-character field separator; `\\t` and `tab` name the tab."""
+def check_delimiter(delimiter: str | None) -> str | None:
+    """A one-character field separator; `\\t` and `tab` name the tab; None when not given."""
+    if delimiter is None:
+        return None
     if delimiter in ("\\t", "tab"):
         return "\t"
     if len(delimiter.encode()) != 1 or delimiter in '"\r\n':
@@ -68,6 +50,12 @@ def check_delimiter(delimiter: str) -> str:
             f"--delimiter must be one ASCII character other than a quote (got {delimiter!r})"
         )
     return delimiter
+
+
+class RecordLines(Protocol):
+    """Where the rows of a parsed block start: the line of each of its records, in order."""
+
+    def record_lines(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +78,7 @@ class Chunk:
     table: pa.Table
     first_row: int
     malformed: list[MalformedRow] = field(default_factory=list)
-    _block: Block | None = field(default=None, repr=False)
+    _block: RecordLines | None = field(default=None, repr=False)
     _records: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -98,7 +86,7 @@ class Chunk:
         return int(self.table.num_rows)
 
     def line_of(self, row: int) -> int | None:
-        """The line on which row `row` of this chunk starts, or None when not from CSV."""
+        """The line on which row `row` of this chunk starts, or None when not from text."""
         if self._block is None or self._records is None:
             return None
         return int(self._block.record_lines()[self._records[row]])
@@ -134,41 +122,6 @@ class TableReader:
         self.close()
 
 
-def open_table(
-    path: str,
-    *,
-    format: str | None = None,
-    delimiter: str = ",",
-    batch_size: int = DEFAULT_BATCH_ROWS,
-    malformed: MalformedRows = "error",
-    max_columns: int = MAX_COLUMNS,
-) -> TableReader:
-    """Open an input for streaming in chunks of at most `batch_size` rows.
-
-    `malformed` says what a CSV record with the wrong number of fields does: raise a
-    `DataError` naming its line, or be collected in its chunk's `malformed` list. An input of
-    more than `max_columns` columns is refused before any row is read.
-    """
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
-    check_limit("--max-columns", max_columns)
-    kind = detect_format(path, format, INPUT_FORMATS)
-    if kind == "parquet":
-        return _ParquetReader(path, batch_size, max_columns)
-    raw = _open_binary(path)
-    stream: IO[bytes] = raw
-    if kind == "csv.gz":
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-    try:
-        return _CsvReader(
-            stream, raw, describe(path), delimiter, batch_size, malformed, max_columns
-        )
-    except BaseException:
-        if raw is not sys.stdin.buffer:
-            raw.close()
-        raise
-
-
 def check_limit(flag: str, value: int) -> None:
     """A limit given on the command line must be a positive whole number."""
     if value < 1:
@@ -181,13 +134,6 @@ def check_width(columns: int, limit: int, where: str) -> None:
             f"{where}: {columns:,} columns, more than the limit of {limit:,} "
             "(--max-columns raises it)"
         )
-
-
-def _open_binary(path: str) -> IO[bytes]:
-    if path == STDIO:
-        return sys.stdin.buffer
-    with file_errors(path):
-        return open(path, "rb")
 
 
 @contextmanager
@@ -203,7 +149,9 @@ def file_errors(name: str) -> Iterator[None]:
         raise DataError(f"{name}: permission denied") from exc
 
 
-class _CsvReader(TableReader):
+class CsvReader(TableReader):
+    """A CSV stream with a header row, or with `column_names` for one without."""
+
     text_columns = True
 
     def __init__(
@@ -215,23 +163,29 @@ class _CsvReader(TableReader):
         batch_size: int,
         malformed: MalformedRows,
         max_columns: int = MAX_COLUMNS,
+        column_names: list[str] | None = None,
     ) -> None:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
         self.source = source
+        self.has_header = column_names is None
         self._raw = raw
         self._stream = stream
         self._batch_size = batch_size
         self._collect = malformed == "collect"
-        self.size = _file_size(raw)
+        self.size = file_size(raw)
         try:
             self._blocks = RecordBlocks(
-                stream, source=source, delimiter=delimiter, block_size=FIRST_BLOCK_BYTES
-            )
+                stream, source=source, delimiter=delimiter, block_size=FIRST_BLOCK_BYTES,
+                header=self.has_header,
+            )  # fmt: skip
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{source}: cannot read ({exc})") from exc
-        self.columns = _header_names(self._blocks.header, delimiter, source, max_columns)
+        if column_names is None:
+            self.columns = _header_names(self._blocks.header, delimiter, source, max_columns)
+        else:
+            self.columns = list(column_names)
         self.schema = pa.schema([(name, pa.string()) for name in self.columns])
         self._read_options = pcsv.ReadOptions(column_names=self.columns)
         self._convert_options = pcsv.ConvertOptions(
@@ -392,14 +346,14 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 200 else text[:197] + "...")
 
 
-def _file_size(handle: IO[bytes]) -> int | None:
+def file_size(handle: IO[bytes]) -> int | None:
     try:
         return os.fstat(handle.fileno()).st_size if handle.seekable() else None
     except (OSError, ValueError):
         return None
 
 
-class _ParquetReader(TableReader):
+class ParquetReader(TableReader):
     def __init__(self, path: str, batch_size: int, max_columns: int = MAX_COLUMNS) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq

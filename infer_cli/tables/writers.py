@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import re
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +45,30 @@ def open_writer(
         return _JsonLinesWriter(handle, schema)
     if format == "mlflow-json":
         return _MlflowJsonWriter(handle, schema)
+    if format == "tsv" and delimiter == ",":
+        delimiter = "\t"
     return _CsvWriter(handle, schema, delimiter=delimiter, compress=format == "csv.gz")
+
+
+class DeferredWriter(TableWriter):
+    """A writer opened on its first table (or when closed), so that a run that fails before
+    anything is scored writes nothing, not even a header, where it cannot take it back
+    (stdout)."""
+
+    def __init__(self, open: Callable[[], TableWriter], schema: pa.Schema) -> None:
+        self.schema = schema
+        self._open = open
+        self._writer: TableWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = self._open()
+        self._writer.write(table)
+
+    def close(self) -> None:
+        if self._writer is None:
+            self._writer = self._open()
+        self._writer.close()
 
 
 def missing_as_null(table: pa.Table) -> pa.Table:

@@ -460,3 +460,106 @@ def test_a_failure_midway_through_a_pipe_still_exits_non_zero(
     assert f"<stdin>, line {line}, column 'sepal_length'" in result.stderr.decode()
     # How many rows reached stdout before the failure depends on thread timing; never all.
     assert result.stdout.count(b"\n") < 60_000
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("out.json", "out.json: .json could be several formats"),
+        ("out.xlsx", "out.xlsx: cannot tell the format from its extension '.xlsx'"),
+        ("scored", "scored: cannot tell the format from its extension; name it with"),
+    ],
+)
+def test_an_output_without_a_known_extension_is_refused_and_nothing_written(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path, tmp_path: Path,
+    name: str, message: str,
+) -> None:  # fmt: skip
+    out = tmp_path / name
+    result = cli("predict", "-m", trained_models["iris"], "-i", sample_data / "iris_new.csv",
+                 "-o", out)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.startswith("infer-cli: error: ") and message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tsv_is_tab_separated_in_and_out(
+    cli: Any, trained_models: dict[str, Path], iris_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    iris_rows.head(3).to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    ok(cli("predict", "-m", trained_models["iris"], "-i", tmp_path / "in.tsv",
+           "-o", tmp_path / "out.tsv"))  # fmt: skip
+    scored = pd.read_csv(tmp_path / "out.tsv", sep="\t")
+    assert list(scored.columns) == [*IRIS_COLUMNS, "prediction"]
+    assert scored["prediction"].tolist() == expected_labels(trained_models["iris"], iris_rows)[:3]
+
+
+def test_json_lines_in_gives_the_same_predictions_as_csv(
+    cli: Any, trained_models: dict[str, Path], iris_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    iris_rows.to_json(tmp_path / "in.jsonl", orient="records", lines=True)
+    ok(cli("predict", "-m", trained_models["iris"], "-i", tmp_path / "in.jsonl",
+           "-o", tmp_path / "out.jsonl", "--keep", "none"))  # fmt: skip
+    scored = pd.read_json(tmp_path / "out.jsonl", lines=True)
+    assert scored["prediction"].tolist() == expected_labels(trained_models["iris"], iris_rows)
+
+
+def test_one_row_of_json_from_the_shell(trained_models: dict[str, Path]) -> None:
+    row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    result = run_infer_cli("predict", "-m", trained_models["iris"], "--input-format", "jsonl",
+                           "-q", input=json.dumps(row).encode())  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == (
+        "sepal_length,sepal_width,petal_length,petal_width,prediction\n5.1,3.5,1.4,0.2,setosa\n"
+    )
+
+
+def test_bad_json_lines_name_their_line_and_can_be_set_aside(
+    cli: Any, trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    row = '{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}\n'
+    (tmp_path / "in.jsonl").write_text(row + '{"sepal_length": 5.0,\n' + row)
+    failed = cli("predict", "-m", trained_models["iris"], "-i", tmp_path / "in.jsonl",
+                 "-o", tmp_path / "o.csv")  # fmt: skip
+    assert failed.exit_code == 3
+    assert f"{tmp_path / 'in.jsonl'}, line 2: not JSON" in failed.stderr
+    ok(cli("predict", "-m", trained_models["iris"], "-i", tmp_path / "in.jsonl",
+           "-o", tmp_path / "o.csv", "--on-bad-rows", "skip",
+           "--rejects", tmp_path / "r.csv"))  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 2
+    assert pd.read_csv(tmp_path / "r.csv")["reject_reason"][0].startswith("line 2: not JSON")
+
+
+def test_gzip_on_stdin_is_recognised(
+    trained_models: dict[str, Path], iris_rows: pd.DataFrame
+) -> None:
+    data = gzip.compress(iris_rows.to_csv(index=False).encode())
+    result = run_infer_cli("predict", "-m", trained_models["iris"], "-q", input=data)
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(result.stdout.decode().splitlines()) == 1 + len(iris_rows)
+
+
+def test_rows_without_a_header_and_the_hint_when_it_is_missing(
+    trained_models: dict[str, Path],
+) -> None:
+    model = trained_models["iris"]
+    scored = run_infer_cli("predict", "-m", model, "--no-header", "--keep", "none", "-q",
+                           input=b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n")  # fmt: skip
+    assert scored.returncode == 0, scored.stderr.decode()
+    assert scored.stdout.decode() == "prediction\nsetosa\nvirginica\n"
+    forgot = run_infer_cli("predict", "-m", model, input=b"5.1,3.5,1.4,0.2\n")
+    assert forgot.returncode == 3 and forgot.stdout == b""
+    assert b"the first line is read as the header: for rows without one, pass --no-header" in (
+        forgot.stderr
+    )
+    json_as_csv = run_infer_cli("predict", "-m", model, input=b'{"sepal_length": 5.1}\n')
+    assert b"is this JSON Lines? pass --input-format jsonl" in json_as_csv.stderr
+
+
+def test_a_first_chunk_that_fails_writes_nothing_to_stdout(
+    trained_models: dict[str, Path],
+) -> None:
+    result = run_infer_cli("predict", "-m", trained_models["reviews"], "--no-header",
+                           input=b"great product, love it\n")  # fmt: skip
+    assert result.returncode == 3
+    assert result.stdout == b""
+    assert b"<stdin>, line 1: expected 1 fields, found 2" in result.stderr

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from infer_cli.errors import DataError, UsageError
-from infer_cli.tables import detect_format, open_table, read_table
+from infer_cli.tables import open_table, read_table
 from infer_cli.tables.csv_blocks import RecordBlocks
 
 # Quoted commas, doubled quotes, a newline inside quotes, a blank line, a CRLF line, a stray
@@ -158,30 +158,6 @@ def test_parquet_is_read_in_batches_keeping_types(tmp_path: Path) -> None:
 def test_parquet_from_stdin_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="Parquet cannot be read from stdin"):
         open_table("-", format="parquet")
-
-
-@pytest.mark.parametrize(
-    ("path", "override", "expected"),
-    [
-        ("a.csv", None, "csv"),
-        ("a.CSV.GZ", None, "csv.gz"),
-        ("a.parquet", None, "parquet"),
-        ("a.jsonl", None, "jsonl"),
-        ("a.ndjson", None, "jsonl"),
-        ("-", None, "csv"),
-        ("-", "parquet", "parquet"),
-        ("a.txt", "csv.gz", "csv.gz"),
-    ],
-)
-def test_format_comes_from_the_extension_or_the_override(
-    path: str, override: str | None, expected: str
-) -> None:
-    assert detect_format(path, override, ("csv", "csv.gz", "parquet", "jsonl")) == expected
-
-
-def test_unknown_format_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match=r"unknown format 'xml' \(choose from: csv, parquet\)"):
-        detect_format("a.csv", "xml", ("csv", "parquet"))
 
 
 def test_read_table_still_reads_a_whole_csv_for_training(sample_data: Path) -> None:

@@ -1,0 +1,68 @@
+"""Rows as the model reads them: the columns of its signature taken from an arrow table as
+pandas, numbers in CSV (or JSON Lines) text parsed by pyarrow, missing values spelled as
+pandas' read_csv spells them, so that `predict` and `evaluate` read text the way `train` did."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..core.signature import NUMERIC_TYPES, Signature
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# What pandas' read_csv reads as missing, so that predict reads CSV the way train did.
+NA_STRINGS = (
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+    *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+)
+
+
+def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd.DataFrame:
+    """The columns the model reads, as pandas; numbers from CSV text parsed by pyarrow."""
+    if signature.positional:
+        names = list(table.column_names[: len(signature.inputs)])
+        types = dict.fromkeys(names, "any")
+    else:
+        types = {c.name: c.dtype for c in signature.inputs if c.name in table.column_names}
+    columns: dict[str, Any] = {}
+    for name, kind in types.items():
+        column = table[name]
+        if not from_text:
+            columns[name] = column.to_pandas()
+        elif kind in (*NUMERIC_TYPES, "any"):
+            # "any" (a bare estimator's columns): numbers when they all read as numbers,
+            # as pandas' read_csv would have given the estimator in training.
+            columns[name] = _text_to_numbers(column)
+        else:
+            columns[name] = text_to_objects(column)
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+def _text_to_numbers(column: pa.ChunkedArray) -> Any:
+    """Floats parsed by pyarrow; on any value it cannot parse, the text, for validation to
+    report or refuse row by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(column, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        pass
+    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
+    cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), column)
+    try:
+        return pc.cast(cleaned, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        return cleaned.to_numpy(zero_copy_only=False)
+
+
+def text_to_objects(column: pa.ChunkedArray) -> Any:
+    """Text values with the missing-value spellings read_csv knows turned into None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
+    return pc.if_else(missing, pa.scalar(None, pa.string()), column).to_numpy(zero_copy_only=False)
