@@ -86,12 +86,12 @@ def _read_csv(
 
 
 def _read_json_lines(source: IO[bytes], name: str) -> pd.DataFrame:
-    """JSON Lines whole: the values keep their JSON types, and text stays text (no dates)."""
+    """JSON Lines whole: the values keep their JSON types, and text stays text."""
     if not source.read(1):
         raise DataError(f"{name}: the file is empty (expected one JSON object per line)")
     source.seek(0)
     try:
-        return pd.read_json(source, lines=True, dtype=False, convert_dates=False)
+        return pd.read_json(source, lines=True, dtype=False)
     except ValueError as exc:
         raise DataError(f"{name}: not JSON Lines ({first_line(exc)})") from exc
 
