@@ -853,6 +853,15 @@ def serve(
             at_least=0,
         ),
     ] = 10_000,
+    auth_token_file: Annotated[
+        str | None,
+        _option(
+            "--auth-token-file",
+            "FILE",
+            "Bearer tokens clients must send, one a line, read again on SIGHUP (also: "
+            "$INFER_CLI_AUTH_TOKEN). /ping, /health and /v2/health/live stay open.",
+        ),
+    ] = None,
     profile: ProfileOption = None,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
@@ -876,6 +885,8 @@ def serve(
         drift_window=drift_window,
         profile=profile,
         threshold=threshold,
+        auth_token_file=auth_token_file or None,
+        auth_token=os.environ.get("INFER_CLI_AUTH_TOKEN") or None,
     )
     summary = run_server(
         model, host=host, port=port, workers=workers, reload=reload, options=options,

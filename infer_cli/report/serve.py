@@ -10,6 +10,7 @@ from .console import key_value_table
 
 if TYPE_CHECKING:
     from ..core.model import Model
+    from ..serve.options import ServeOptions
     from ..serve.process import ServeConfig, ServeSummary
 
 
@@ -42,12 +43,13 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
             f"{options.max_columns:,} columns, read {options.read_timeout:g} s, "
             f"request {options.request_timeout:g} s",
         ),
+        ("auth", _auth(options)),
         ("reload", "on SIGHUP" + (_watched(config) if config.reload else "")),
         *_decision_rows(model, config),
         ("ready in", f"{seconds:.2f} s"),
     ]
     console.print(key_value_table(f"Serving {model.path}", rows, justify="left"))
-    if not config.loopback_only:
+    if not config.loopback_only and not options.authenticated:
         console.print(
             f"[yellow]warning:[/] listening on {config.host or 'every interface'} with no auth "
             "token: anyone who can reach this port can use the model. Bind 127.0.0.1 behind a "
@@ -56,6 +58,20 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         )
     for notice in model.notices:
         console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+
+
+def _auth(options: ServeOptions) -> str:
+    """How clients authenticate; the tokens themselves are never shown."""
+    if not options.authenticated:
+        return "none: every client may score"
+    sources = (
+        [f"{options.auth_token_file} (read again on SIGHUP)"] if options.auth_token_file else []
+    )
+    if options.auth_token and options.auth_token.strip():
+        sources.append("$INFER_CLI_AUTH_TOKEN")
+    return (
+        "bearer token from " + " and ".join(sources) + "; /ping, /health and /v2/health/live open"
+    )
 
 
 def _watched(config: ServeConfig) -> str:

@@ -32,6 +32,14 @@ class NotFound(InferError):
     error_code = "ENDPOINT_NOT_FOUND"
 
 
+class Unauthorized(InferError):
+    """A request without an accepted bearer token, to a server that requires one."""
+
+    exit_code = ExitCode.USAGE
+    http_status = 401
+    error_code = "UNAUTHENTICATED"
+
+
 class MethodNotAllowed(InferError):
     """A request with a method the path does not take; `allowed` lists those it does."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -32,3 +32,12 @@ class ServeOptions:
     threshold: float | None = None
     """A binary classifier's decision threshold where a request sets none; None for the one
     saved in the model's card, else the estimator's own labels."""
+    auth_token_file: str | None = None
+    """A file of bearer tokens, one a line, read again on SIGHUP."""
+    auth_token: str | None = field(default=None, repr=False)
+    """A bearer token (from `$INFER_CLI_AUTH_TOKEN`), accepted along with the file's."""
+
+    @property
+    def authenticated(self) -> bool:
+        """Requests need a bearer token."""
+        return bool(self.auth_token_file or (self.auth_token and self.auth_token.strip()))

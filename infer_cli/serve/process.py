@@ -298,6 +298,7 @@ def _watch(app: App, config: ServeConfig, asked: Asked) -> None:
         time.sleep(POLL_SECONDS)
         if asked.reload:
             asked.reload = False
+            reload_tokens(app)
             reload_model(app, config.model, config.trust_types, config.tracking_uri)
         elif config.reload and time.monotonic() - looked >= interval:
             looked = time.monotonic()
@@ -357,6 +358,19 @@ class _RegistryWatch:
 
 def _identity(registry: dict[str, Any]) -> tuple[Any, ...]:
     return (registry.get("version"), registry.get("model_id"), registry.get("artifact_location"))
+
+
+def reload_tokens(app: App) -> None:
+    """Read the auth token file again; if it cannot be read, the tokens so far stay."""
+    tokens = app.tokens
+    if tokens.token_file is None:
+        return
+    try:
+        count = tokens.reload()
+    except InferError as exc:
+        log(f"{exc}; the tokens read before stay accepted")
+        return
+    log(f"read {count} auth token(s) from {tokens.token_file}")
 
 
 def reload_model(

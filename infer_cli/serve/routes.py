@@ -21,8 +21,9 @@ from .. import __version__
 from ..errors import DataError, InferError, SchemaError
 from . import protocol, tensors
 from .access_log import log
+from .auth import Tokens
 from .drift import DriftMonitor
-from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout
+from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout, Unauthorized
 from .messages import JSON, Reply, Request
 from .options import ServeOptions
 from .payloads import Limits, Payload
@@ -126,6 +127,7 @@ class App:
         )
         self.model: Model | None = None
         self.drift = DriftMonitor(self.options.drift_window, self.options.profile)
+        self.tokens = Tokens(self.options.auth_token_file, self.options.auth_token)
 
     @property
     def ready(self) -> bool:
@@ -173,6 +175,8 @@ class App:
 
     def _route(self, request: Request) -> Reply | Job:
         path = request.path.split("?", 1)[0]
+        if self.tokens.required:
+            self.tokens.check(path, request.headers.get("authorization"))
         method = "GET" if request.method == "HEAD" else request.method
         if path in ("/ping", "/health"):
             _allow(method, "GET")
@@ -441,6 +445,8 @@ def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
         headers: tuple[tuple[str, str], ...] = ()
         if isinstance(exc, MethodNotAllowed):
             headers = (("Allow", ", ".join(exc.allowed)),)
+        elif isinstance(exc, Unauthorized):
+            headers = (("WWW-Authenticate", "Bearer"),)
         if exc.http_status >= 500 and not isinstance(exc, (NotReady, RequestTimeout)):
             log(f"error{_where(request)}: {exc.message}")
         status, code, message = exc.http_status, exc.error_code, protocol.client_message(exc)
