@@ -862,6 +862,18 @@ def serve(
             "$INFER_CLI_AUTH_TOKEN). /ping, /health and /v2/health/live stay open.",
         ),
     ] = None,
+    tls_cert: Annotated[
+        str | None,
+        _option("--tls-cert", "FILE", "PEM certificate (chain): serve HTTPS instead of HTTP."),
+    ] = None,
+    tls_key: Annotated[
+        str | None,
+        _option("--tls-key", "FILE", "PEM private key of --tls-cert, if not in its file."),
+    ] = None,
+    tls_client_ca: Annotated[
+        str | None,
+        _option("--tls-client-ca", "FILE", "Require client certificates signed by these PEM CAs."),
+    ] = None,
     profile: ProfileOption = None,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
@@ -887,6 +899,9 @@ def serve(
         threshold=threshold,
         auth_token_file=auth_token_file or None,
         auth_token=os.environ.get("INFER_CLI_AUTH_TOKEN") or None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
     )
     summary = run_server(
         model, host=host, port=port, workers=workers, reload=reload, options=options,

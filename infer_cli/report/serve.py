@@ -27,7 +27,10 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         where = f"{registry['store']} {registry['tracking_uri']}"
         named = [("model URI", f"{registry['uri']}: {registry['resolved']}, from {where}")]
     rows = [
-        ("address", f"http://{config.host}:{config.port}/invocations"),
+        (
+            "address",
+            f"{'https' if options.tls_cert else 'http'}://{config.host}:{config.port}/invocations",
+        ),
         *named,
         ("model", f"{task}, sha256 {model.card.sha256[:12]}"),
         ("signature", inputs),

@@ -18,13 +18,19 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from .access_log import ACCESS_LOG, log, printable, time_of_day
 from .batcher import Batcher
+from .connection import Connection
 from .errors import ClientTimeout, RequestTimeout
-from .messages import Head, Reply, Request, body_length, encode_reply, parse_head, take_head
+from .messages import Reply, Request, body_length, encode_reply, parse_head, take_head
 from .options import ServeOptions
 from .routes import App, Job, error_reply
+from .tls import WOULD_BLOCK, handshake, pending, wrap
+
+if TYPE_CHECKING:
+    import ssl
 
 RECV_BYTES = 256 * 1024
 ACCEPTS_PER_WAKEUP = 64
@@ -36,71 +42,17 @@ _LISTENER = object()
 _WAKE = object()
 
 
-class _Connection:
-    """One client connection and where its current request stands."""
-
-    __slots__ = (
-        "began",
-        "buffer",
-        "close_after",
-        "deadline",
-        "eof",
-        "head",
-        "job",
-        "last_read",
-        "length",
-        "lingering",
-        "out",
-        "peer",
-        "refused",
-        "since",
-        "sock",
-    )
-
-    def __init__(self, sock: socket.socket, peer: str, now: float) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.buffer = bytearray()
-        self.out: bytes | memoryview = b""
-        """What is left to send; a view, so that sending a large reply in parts copies nothing."""
-        self.head: Head | None = None
-        self.length = 0
-        self.job: Job | None = None
-        self.deadline = 0.0
-        self.began = 0.0
-        self.close_after = False
-        self.eof = False
-        self.refused = False
-        """A request was refused before its body was read: the client may still be sending."""
-        self.lingering = 0.0
-        """Until when a refused client's bytes are read and dropped, so it sees the refusal."""
-        self.last_read = now
-        self.since = now
-        """When the connection last went idle, began a request, or sent part of a reply."""
-
-    @property
-    def busy(self) -> bool:
-        """A reply is being prepared or written: the next request waits."""
-        return self.job is not None or bool(self.out)
-
-    @property
-    def reading(self) -> bool:
-        """Part of a request has arrived."""
-        return self.head is not None or bool(self.buffer)
-
-    @property
-    def said_all(self) -> bool:
-        """The client has half-closed and nothing but line ends is left to answer."""
-        return self.eof and not self.buffer.strip()
-
-
 class PredictionServer:
     """Serves `app` on a listening socket, bound at once; `serve_forever()` runs the loop and
     `shutdown()` drains it: no new connections, in-flight requests answered, then it returns.
     """
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.app = app
+        self.tls = tls
+        """Each accepted connection speaks TLS in this context, when there is one."""
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.socket = socket.create_server(address, family=family, backlog=BACKLOG)
         # Workers share this socket: one that loses the race for a connection must not block.
@@ -117,7 +69,7 @@ class PredictionServer:
             if self._stop.is_set():
                 return
             # Made here, not at bind time: workers fork after binding, and each needs its own.
-            self._loop = _Loop(self.socket, self.app)
+            self._loop = _Loop(self.socket, self.app, self.tls)
         try:
             self._loop.run(self._stop.is_set)
         finally:
@@ -139,20 +91,23 @@ class PredictionServer:
 class _Loop:
     """The event loop of one serving process."""
 
-    def __init__(self, listener: socket.socket, app: App) -> None:
+    def __init__(
+        self, listener: socket.socket, app: App, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.app = app
+        self.tls = tls
         self.options: ServeOptions = app.options
         self.listener = listener
         self.selector = selectors.DefaultSelector()
-        self.connections: set[_Connection] = set()
-        self.waiting: dict[Job, _Connection] = {}
+        self.connections: set[Connection] = set()
+        self.waiting: dict[Job, Connection] = {}
         self.routed: list[Job] = []
         """Jobs read in this turn of the loop, handed to the batcher together at its end."""
         self.replies: deque[tuple[Job, Reply]] = deque()
         self.wake_in, self.wake_out = socket.socketpair()
         self.wake_in.setblocking(False)
         self.wake_out.setblocking(False)
-        self.partial: set[_Connection] = set()
+        self.partial: set[Connection] = set()
         """Connections receiving a body, which a batch may wait for; dropped once they stall."""
         self.accepting = True
         self.listener_paused = False
@@ -203,15 +158,18 @@ class _Loop:
         elif target is _WAKE:
             self._take_replies()
         else:
-            assert isinstance(target, _Connection)
+            assert isinstance(target, Connection)
             with self._guard(target):
+                if target.handshaking:
+                    self._handshake(target)
+                    return
                 if mask & selectors.EVENT_WRITE:
                     self._flush(target)
                 if mask & selectors.EVENT_READ and _is_open(target):
                     self._read(target)
 
     @contextlib.contextmanager
-    def _guard(self, connection: _Connection) -> Iterator[None]:
+    def _guard(self, connection: Connection) -> Iterator[None]:
         """A fault of the server's own ends that connection, logged, and never the loop."""
         try:
             yield
@@ -223,7 +181,7 @@ class _Loop:
         for _ in range(ACCEPTS_PER_WAKEUP):
             try:
                 sock, peer = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
+            except WOULD_BLOCK:
                 return
             except OSError as exc:
                 # Out of file descriptors: the listener stays readable; wait for a sweep.
@@ -233,9 +191,24 @@ class _Loop:
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = _Connection(sock, str(peer[0]), time.monotonic())
+            if self.tls is not None:
+                sock = wrap(self.tls, sock)
+            connection = Connection(sock, str(peer[0]), time.monotonic())
+            connection.handshaking = self.tls is not None
             self.connections.add(connection)
             self.selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _handshake(self, connection: Connection) -> None:
+        """A step of a TLS handshake; once done, the request may already be waiting."""
+        events = handshake(connection.sock)
+        if events is None:
+            self._close(connection)
+        elif events:
+            self.selector.modify(connection.sock, events, connection)
+        else:
+            connection.handshaking = False
+            self._watch(connection)
+            self._read(connection)
 
     def _stop_accepting(self) -> None:
         self.accepting = False
@@ -247,10 +220,14 @@ class _Loop:
             if not connection.busy and not connection.reading:
                 self._close(connection)
 
-    def _read(self, connection: _Connection) -> None:
+    def _read(self, connection: Connection) -> None:
         try:
             data = connection.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+            # TLS hands out a record at a time: the rest of one already read is not a
+            # readable socket, so it is taken now.
+            while data and (waiting := pending(connection.sock)):
+                data += connection.sock.recv(waiting)
+        except WOULD_BLOCK:
             return
         except OSError:
             data = b""
@@ -277,7 +254,7 @@ class _Loop:
             # Pipelined requests pile up while this one is answered: stop reading for now.
             self._watch(connection)
 
-    def _next_request(self, connection: _Connection) -> None:
+    def _next_request(self, connection: Connection) -> None:
         """Take complete requests off the buffer while none is being answered."""
         while not connection.busy and _is_open(connection):
             try:
@@ -308,7 +285,7 @@ class _Loop:
             self.partial.discard(connection)
         self._watch(connection)
 
-    def _take_request(self, connection: _Connection) -> Request | None:
+    def _take_request(self, connection: Connection) -> Request | None:
         buffer = connection.buffer
         if connection.head is None:
             raw = take_head(buffer)
@@ -351,7 +328,7 @@ class _Loop:
                     self._reply(connection, reply, job.request)
                     self._next_request(connection)
 
-    def _reply(self, connection: _Connection, reply: Reply, request: Request | None) -> None:
+    def _reply(self, connection: Connection, reply: Reply, request: Request | None) -> None:
         close = connection.close_after or not self.accepting or connection.said_all
         payload = encode_reply(reply, request, close)
         connection.close_after = close
@@ -362,7 +339,7 @@ class _Loop:
             if close:
                 self._end(connection)
 
-    def _record(self, connection: _Connection, reply: Reply, request: Request | None) -> None:
+    def _record(self, connection: Connection, reply: Reply, request: Request | None) -> None:
         elapsed = time.perf_counter() - connection.began if connection.began else 0.0
         connection.began = 0.0
         self.app.stats.record(reply.status, elapsed)
@@ -373,13 +350,13 @@ class _Loop:
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"
             )
 
-    def _send(self, connection: _Connection, payload: bytes | memoryview) -> None:
+    def _send(self, connection: Connection, payload: bytes | memoryview) -> None:
         if connection.out:
             connection.out = bytes(connection.out) + payload
             return
         try:
             sent = connection.sock.send(payload)
-        except (BlockingIOError, InterruptedError):
+        except WOULD_BLOCK:
             sent = 0
         except OSError:
             connection.out = b""
@@ -390,7 +367,7 @@ class _Loop:
             connection.since = time.monotonic()
             self._watch(connection)
 
-    def _flush(self, connection: _Connection) -> None:
+    def _flush(self, connection: Connection) -> None:
         out, connection.out = connection.out, b""
         self._send(connection, out)
         if connection.out:
@@ -401,7 +378,7 @@ class _Loop:
         else:
             self._next_request(connection)
 
-    def _watch(self, connection: _Connection) -> None:
+    def _watch(self, connection: Connection) -> None:
         """Read unless pipelined requests pile up; write while a reply is unsent."""
         events = selectors.EVENT_WRITE if connection.out else 0
         if not connection.eof and (not connection.busy or len(connection.buffer) <= RECV_BYTES):
@@ -420,7 +397,7 @@ class _Loop:
             else:
                 self.selector.unregister(connection.sock)
 
-    def _end(self, connection: _Connection) -> None:
+    def _end(self, connection: Connection) -> None:
         """Close after the last reply. A client refused while still sending its body would
         get a reset instead of the reply if the socket closed with its bytes unread: its
         side is shut for writing, and what it still sends is dropped, for a little while."""
@@ -434,7 +411,7 @@ class _Loop:
         self.partial.discard(connection)
         self._watch(connection)
 
-    def _close(self, connection: _Connection) -> None:
+    def _close(self, connection: Connection) -> None:
         if connection not in self.connections:
             return
         self.connections.discard(connection)
@@ -473,7 +450,7 @@ class _Loop:
                 else:
                     self._close(connection)
 
-    def _time_out(self, connection: _Connection, job: Job) -> None:
+    def _time_out(self, connection: Connection, job: Job) -> None:
         timeout = self.options.request_timeout
         if self._forget(connection, job):
             message = f"no answer within {timeout:g} s; the server is busy"
@@ -482,7 +459,7 @@ class _Loop:
         self._reply(connection, error_reply(RequestTimeout(message), job.request), job.request)
         self._next_request(connection)
 
-    def _forget(self, connection: _Connection, job: Job) -> bool:
+    def _forget(self, connection: Connection, job: Job) -> bool:
         """Let go of the connection's job, whose reply, if it comes, is dropped; True if its
         scoring had not started."""
         connection.job = None
@@ -493,5 +470,5 @@ class _Loop:
         return self.batcher.withdraw(job)
 
 
-def _is_open(connection: _Connection) -> bool:
+def _is_open(connection: Connection) -> bool:
     return connection.sock.fileno() >= 0

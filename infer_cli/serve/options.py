@@ -37,6 +37,13 @@ class ServeOptions:
     auth_token: str | None = field(default=None, repr=False)
     """A bearer token (from `$INFER_CLI_AUTH_TOKEN`), accepted along with the file's."""
 
+    tls_cert: str | None = None
+    """A PEM certificate (chain): HTTPS instead of HTTP."""
+    tls_key: str | None = None
+    """The certificate's PEM private key, when not in the certificate's file."""
+    tls_client_ca: str | None = None
+    """PEM certificates of the CAs a client's certificate must be signed by."""
+
     @property
     def authenticated(self) -> bool:
         """Requests need a bearer token."""

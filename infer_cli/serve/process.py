@@ -131,7 +131,15 @@ def _since(began: float) -> float:
 
 def _bind(config: ServeConfig) -> PredictionServer:
     try:
-        return PredictionServer((config.host, config.port), App(config.options))
+        options = config.options
+        tls = None
+        if not options.tls_cert and (options.tls_key or options.tls_client_ca):
+            raise UsageError("--tls-key and --tls-client-ca need --tls-cert")
+        if options.tls_cert:
+            from .tls import server_context
+
+            tls = server_context(options.tls_cert, options.tls_key, options.tls_client_ca)
+        return PredictionServer((config.host, config.port), App(options), tls)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise UsageError(f"cannot listen on {config.host}:{config.port}: {reason}") from exc
