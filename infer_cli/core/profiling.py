@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from .card import CARD_FILE
+from .model_files import METADATA_LIMIT, read_regular
 from .profile import Kind, Profile, build_profile, column_kind
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def find_profile(model: Model, path: str | None = None) -> FoundProfile:
         try:
             where = model.path / CARD_FILE if model.path.is_dir() else model.path
             return FoundProfile(Profile.from_dict(recorded), str(where))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             reason = f"the model's profile is unreadable ({exc}), so drift is not checked"
             return FoundProfile(None, None, reason)
     return FoundProfile(
@@ -99,16 +100,21 @@ def profile_path(model_path: Path) -> Path | None:
 def read_profile(path: Path) -> Profile:
     """A profile file, or a DataError naming it."""
     try:
-        document = json.loads(path.read_bytes())
+        document = json.loads(read_regular(path, limit=METADATA_LIMIT))
     except FileNotFoundError:
         raise DataError(f"{path}: no such profile") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from exc
+    except ModelError as exc:
+        # Not a regular file, or too large to be a profile: a device or a pipe is never read.
+        raise DataError(str(exc)) from None
+    except RecursionError:
+        raise DataError(f"{path}: not a profile (nested too deeply)") from None
     except ValueError as exc:
         raise DataError(f"{path}: not a profile (not JSON: {exc})") from exc
     if isinstance(document, Mapping) and isinstance(document.get("profile"), Mapping):
         document = document["profile"]  # a model card holds one too
     try:
         return Profile.from_dict(document)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise DataError(f"{path}: not a profile ({exc})") from exc

@@ -31,9 +31,9 @@ from sklearn.preprocessing import FunctionTransformer
 from infer_cli.core import Column, ModelCard, Signature, save_model
 from infer_cli.core.card import CARD_FILE
 
-# Enough for infer-cli (numpy, pandas, scikit-learn and their threads need about 800 MiB of
-# address space), far too little for an attack that expands without bound.
-MEMORY_LIMIT = 1024 * 1024 * 1024
+from .limited import MEMORY_LIMIT_MIB
+
+MEMORY_LIMIT = MEMORY_LIMIT_MIB * 1024 * 1024
 ROWS = "x\n0.5\n2.5\n"
 GADGET_FUNCTIONS = ["numpy.full_like", "numpy.max", "numpy.savetxt"]
 
@@ -613,6 +613,44 @@ def test_mlmodel_of_the_wrong_types_is_a_model_error(
     result = infer_cli("info", "-m", directory)
     assert result.returncode == 4, result.stderr
     assert f"{directory / 'MLmodel'}: " in one_error_line(result)
+
+
+# 5. A model's training profile ------------------------------------------------------------
+
+
+def test_profile_that_is_a_device_is_not_read(
+    model_copy: Callable[[str], Path], sample_data: Path
+) -> None:
+    directory = model_copy("iris")
+    rows = sample_data / "iris_new.csv"
+    result = infer_cli(
+        "predict", "-m", directory, "-i", rows, "--profile", "/dev/zero", "-q",
+        memory_limit=MEMORY_LIMIT,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "/dev/zero: not a regular file (a device)" in one_error_line(result)
+
+
+def test_profile_beside_the_model_nested_too_deeply_is_a_data_error(
+    model_copy: Callable[[str], Path], sample_data: Path
+) -> None:
+    directory = model_copy("iris")
+    (directory / "profile.json").write_text(deep(100_000))
+    result = infer_cli("predict", "-m", directory, "-i", sample_data / "iris_new.csv", "-q")
+    assert result.returncode == 3, result.stderr
+    assert "profile.json: not a profile (nested too deeply)" in one_error_line(result)
+
+
+def test_card_profile_of_infinite_rows_is_left_unused(
+    model_copy: Callable[[str], Path], sample_data: Path
+) -> None:
+    """A profile is only used to judge drift: one that cannot be read is said, not fatal."""
+    directory = edited_card(
+        model_copy, lambda card: card.update(profile={"rows": float("inf"), "columns": {}})
+    )
+    result = infer_cli("predict", "-m", directory, "-i", sample_data / "iris_new.csv")
+    assert result.returncode == 0, result.stderr
+    assert "the model's profile is unreadable" in result.stderr
 
 
 # 5. Saved models honour the umask -----------------------------------------------------------
