@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError, first_line
-from .skops_schema import read_contents, vouchable
+from .skops_schema import VOUCHABLE_CLASSES, check_unpacked_size, read_contents, vouchable
 from .tree_checks import check_trees
 
 SKOPS = "skops"
@@ -143,8 +143,12 @@ def load_skops(
     from skops.io.exceptions import UntrustedTypesFoundException
 
     listed, trust = list(listed), list(trust)
-    contents = read_contents(payload, source)
-    admitted = [name for name in listed if vouchable(name, contents)] + trust
+    check_unpacked_size(payload, source)
+    admitted = list(trust)
+    if any(name in VOUCHABLE_CLASSES for name in listed):
+        # Whether the file holds them as instances only is in its schema.
+        contents = read_contents(payload, source)
+        admitted += [name for name in listed if vouchable(name, contents)]
     try:
         with _quiet_version_warnings():
             # skops audits every type before it builds anything; reviewing them first as

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ from ..errors import ModelError, first_line
 SCHEMA_MEMBER = "schema.json"
 # The schema of a 500-tree forest is a few MiB; its arrays are separate members.
 SCHEMA_LIMIT = 256 * 1024 * 1024
+# skops unpacks every array when it loads a file. A model's arrays shrink a few times when
+# deflated (its schema about twentyfold), so a file that unpacks to a hundred times its
+# size is a decompression bomb; up to 1 GiB unpacked is let through whatever the ratio.
+UNPACKED_RATIO = 100
+UNPACKED_FLOOR = 1024 * 1024 * 1024
 
 # The classes a model's metadata may vouch for, the ones scikit-learn pipelines hold beyond
 # what skops trusts itself: state that is data, read back by Python code or, for the two
@@ -78,31 +84,44 @@ class SchemaContents:
 
 def read_contents(payload: bytes, source: Path) -> SchemaContents:
     """The functions and type objects in a skops file, from its schema alone."""
-    schema = _read_schema(payload, source)
     functions: dict[str, None] = {}
     type_objects: dict[str, None] = {}
-    # Iterative: the schema's nesting is the file author's to choose.
-    pending: list[Any] = [schema]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending.extend(reversed(node))
-            continue
-        if not isinstance(node, dict):
-            continue
+
+    def note(node: dict[str, Any]) -> Any:
+        # The JSON parser hands over each object once its members are parsed, innermost
+        # first: every node is seen without walking the tree again (a forest's schema is
+        # megabytes), and each is dropped once noted, except what a method's node reads.
         loader = node.get("__loader__")
-        if isinstance(loader, str):
-            name = f"{node.get('__module__')}.{node.get('__class__')}"
-            if loader in _FUNCTION_LOADERS:
-                functions[name] = None
-            elif loader == "PartialNode":
-                functions["functools.partial"] = None
-            elif loader == "MethodNode":
-                functions[_method_name(node)] = None
-            elif loader == "TypeNode" and name not in _KEY_TYPES:
-                type_objects[name] = None
-        pending.extend(reversed(list(node.values())))
+        if not isinstance(loader, str):
+            return node if "func" in node and "obj" in node else None
+        name = f"{node.get('__module__')}.{node.get('__class__')}"
+        if loader in _FUNCTION_LOADERS:
+            functions[name] = None
+        elif loader == "PartialNode":
+            functions["functools.partial"] = None
+        elif loader == "MethodNode":
+            functions[_method_name(node, name)] = None
+        elif loader == "TypeNode" and name not in _KEY_TYPES:
+            type_objects[name] = None
+        return name
+
+    _read_schema(payload, source, note)
     return SchemaContents(tuple(functions), tuple(type_objects))
+
+
+def check_unpacked_size(payload: bytes, source: Path) -> None:
+    """Refuse a skops file whose members unpack to far more than its size, before skops
+    unpacks them. The sizes are the archive's own word, which zipfile holds each member to."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ModelError(f"{source}: not a readable skops file ({first_line(exc)})") from exc
+    if unpacked > max(UNPACKED_FLOOR, UNPACKED_RATIO * len(payload)):
+        raise ModelError(
+            f"{source}: unpacks to {unpacked} bytes, {unpacked // len(payload)} times its "
+            "size; refusing to load it (a decompression bomb)"
+        )
 
 
 def vouchable(name: str, contents: SchemaContents) -> bool:
@@ -111,15 +130,14 @@ def vouchable(name: str, contents: SchemaContents) -> bool:
     return name in VOUCHABLE_CLASSES and name not in contents.callables
 
 
-def _method_name(node: dict[str, Any]) -> str:
+def _method_name(node: dict[str, Any], name: str) -> str:
     content = node.get("content")
-    if isinstance(content, dict) and isinstance(content.get("obj"), dict):
-        owner = content["obj"]
-        return f"{owner.get('__module__')}.{owner.get('__class__')}.{content.get('func')}"
-    return f"{node.get('__module__')}.{node.get('__class__')}"
+    if isinstance(content, dict) and isinstance(content.get("obj"), str):
+        return f"{content['obj']}.{content.get('func')}"
+    return name
 
 
-def _read_schema(payload: bytes, source: Path) -> Any:
+def _read_schema(payload: bytes, source: Path, note: Callable[[dict[str, Any]], Any]) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             member = archive.getinfo(SCHEMA_MEMBER)
@@ -129,7 +147,7 @@ def _read_schema(payload: bytes, source: Path) -> Any:
                     f"(more than {SCHEMA_LIMIT // (1024 * 1024)} MiB); not a model file"
                 )
             text = archive.read(member)
-        return json.loads(text)
+        json.loads(text, object_hook=note)
     except RecursionError:
         raise ModelError(f"{source}: not a readable skops file (nested too deeply)") from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:

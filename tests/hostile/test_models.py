@@ -10,6 +10,7 @@ that a regression fails instead of exhausting the machine.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -293,7 +294,7 @@ def test_trained_tree_models_saved_as_skops_load_on_their_metadata(
 ) -> None:
     directory = tmp_path / model
     trained = infer_cli(
-        "train", "-i", sample_data / "churn.csv", "-t", "churned", "--model", model,
+        "train", "-i", sample_data / "churn.csv", "-t", "churned", "--algorithm", model,
         "--format", "skops", "-o", directory, "-q",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
@@ -302,6 +303,44 @@ def test_trained_tree_models_saved_as_skops_load_on_their_metadata(
     assert len(result.stdout.splitlines()) == len(
         (sample_data / "churn_new.csv").read_text().splitlines()
     )
+
+
+def test_skops_decompression_bomb_is_refused_before_it_is_unpacked(tmp_path: Path) -> None:
+    """An array member of a few MiB that unpacks to 1.2 GiB of zeros, where the model's
+    coefficients were: refused from the archive's sizes, under a memory limit."""
+    import zipfile
+
+    directory = skops_model(fitted_final_step(), tmp_path / "bomb")
+    original = (directory / "model.skops").read_bytes()
+    bombed = tmp_path / "bombed.skops"
+    with (
+        zipfile.ZipFile(io.BytesIO(original)) as source,
+        zipfile.ZipFile(bombed, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        arrays = [name for name in source.namelist() if name.endswith(".npy")]
+        for name in source.namelist():
+            if name != arrays[0]:
+                target.writestr(name, source.read(name))
+        count = 150_000_000
+        with target.open(arrays[0], "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "<f8", "fortran_order": False, "shape": (count,)}
+            )
+            block = bytes(8 * 1_000_000)
+            for _ in range(count // 1_000_000):
+                member.write(block)
+    payload = bombed.read_bytes()
+    (directory / "model.skops").write_bytes(payload)
+    card = json.loads((directory / CARD_FILE).read_text())
+    card["sha256"] = hashlib.sha256(payload).hexdigest()
+    (directory / CARD_FILE).write_text(json.dumps(card))
+    rows = tmp_path / "rows.csv"
+    rows.write_text(ROWS)
+    result = infer_cli("predict", "-m", directory, "-i", rows, memory_limit=MEMORY_LIMIT)
+    assert result.returncode == 4, result.stderr
+    line = one_error_line(result)
+    assert "model.skops: unpacks to" in line
+    assert "a decompression bomb" in line
 
 
 # 4. info on a bare pickle ---------------------------------------------------------------
