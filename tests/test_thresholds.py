@@ -88,6 +88,24 @@ def test_predict_threshold_labels_rows_as_the_probabilities_say(
     assert "note: labels at threshold 0.6 on P(yes), from --threshold" in done.stderr.decode()
 
 
+def test_drift_judges_the_models_own_labels_whatever_the_threshold(
+    trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    """The training profile holds the model's own labels: a threshold that moves many rows
+    to the other class is no drift in the predictions."""
+    drift = {}
+    for name, arguments in (("own", []), ("at 0.9", ["--threshold", "0.9"])):
+        summary = tmp_path / f"{name}.json"
+        done = run_infer_cli("predict", "-m", trained_models["churn"], "-i",
+                             sample_data / "churn_new.csv", "-o", tmp_path / f"{name}.csv",
+                             "--summary-json", summary, "-q", *arguments)  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        drift[name] = json.loads(summary.read_text())["drift"]
+    assert drift["own"]["prediction"] == drift["at 0.9"]["prediction"]
+    labels = {name: pd.read_csv(tmp_path / f"{name}.csv")["prediction"] for name in drift}
+    assert (labels["own"] == "yes").sum() > (labels["at 0.9"] == "yes").sum()
+
+
 def test_evaluate_threshold_reports_its_metrics_and_confusion_matrix_at_it(
     trained_models: dict[str, Path], sample_data: Path
 ) -> None:

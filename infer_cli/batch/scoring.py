@@ -293,7 +293,10 @@ class BatchScoring:
             kept = kept.filter(pa.array(good))
         if self._drift_bins is not None and self.report.drift is not None:
             columns = model_columns(self.model.signature, frame)
-            self.report.drift.observe(self._drift_bins, columns, predictions.values, len(frame))
+            # The training profile holds the model's own labels, not those at a threshold.
+            self.report.drift.observe(
+                self._drift_bins, columns, predictions.model_values, len(frame)
+            )
         output = self._output(kept, frame, predictions)
         return _Scored(rows_read, output, self._rejects(chunk, refused))
 

@@ -27,6 +27,13 @@ class Predictions:
     probabilities: np.ndarray | None = None
     classes: list[Any] | None = None
     notices: list[str] = field(default_factory=list)
+    own_values: np.ndarray | None = None
+    """The estimator's own labels, where a decision threshold gave `values` others."""
+
+    @property
+    def model_values(self) -> np.ndarray:
+        """The estimator's own labels: what its training profile recorded, for drift."""
+        return self.values if self.own_values is None else self.own_values
 
 
 @dataclass
@@ -76,6 +83,7 @@ class Model:
                 predictions.probabilities if proba else None,
                 predictions.classes,
                 predictions.notices,
+                predictions.values,
             )
         if proba and not self.can_predict_proba:
             raise UsageError(f"the model at {self.path} does not give class probabilities")
