@@ -612,22 +612,41 @@ def profile(
 
 @app.command(
     short_help="Show the model card: signature, metrics, integrity.",
-    epilog=_examples("infer-cli info -m model", "infer-cli info -m model --json"),
+    epilog=_examples(
+        "infer-cli info -m model",
+        "infer-cli info -m model --json",
+        "infer-cli info -m model --route",
+    ),
 )
 @reporting_errors
 def info(
     model: ModelOption = None,
     json: JsonOption = False,
     tracking_uri: TrackingUriOption = None,
+    route: Annotated[
+        bool,
+        _option(
+            "--route",
+            None,
+            "Also load the model (after the integrity and trust checks) to say how it is "
+            "scored: arrays fed to its fitted steps, or the usual DataFrame, and why.",
+        ),
+    ] = False,
     trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Show the model card: origin, task, signature, metrics, versions, format and integrity."""
-    from .core import check_loadable, inspect_model
+    from dataclasses import replace
+
+    from .core import check_loadable, inspect_model, load_model
     from .report import inspection_json, render_model_card, stderr_console
 
     trusted = _split_names(trust_types)
     inspection = inspect_model(model, trust_types=trusted, tracking_uri=tracking_uri)
+    if route and inspection.route is None:
+        check_loadable(inspection)
+        loaded = load_model(model, trust_types=trusted, tracking_uri=tracking_uri)
+        inspection = replace(inspection, route=loaded.route_note)
     if json:
         _print_json(inspection_json(inspection))
     else:

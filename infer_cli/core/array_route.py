@@ -1,91 +1,447 @@
-"""The model core's fast lane: a float matrix in signature order scored without pandas.
+"""The model core's fast route: validated columns, as numpy arrays, fed to the fitted steps.
 
-pandas and scikit-learn's per-call checks of a DataFrame cost 1 to 4 ms, far more than
-scoring one row does; `Model` uses a route only after it agreed with the frame route once.
+A one-row DataFrame and scikit-learn's per-call checks of it in every ColumnTransformer
+branch cost milliseconds, while imputing, encoding, scaling and a dot product for one row
+cost microseconds. `Route.of` takes a fitted estimator apart (a Pipeline, its leading
+ColumnTransformer and the branches' own Pipelines, the steps after it, the final estimator)
+into `kernels` steps that take arrays; `Route.check` runs it beside the usual route on sample
+rows made from the model itself (its card's examples, its categories and vocabulary, unseen
+categories, missing values, empty text, a number in a category column) and a model takes
+the route only if every label, probability and value is the same, bit for bit.
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .kernels import Declined, Final, Step, final_of, step_of
 
-class ArrayRoute:
-    """How a float matrix in signature order reaches the estimator without pandas.
+if TYPE_CHECKING:
+    import pandas as pd
 
-    Possible when the estimator was fitted on exactly the signature's columns, in order,
-    and either no step selects columns by name, or only a leading ColumnTransformer does,
-    with column lists and dense output: its fitted transformers are then given their
-    columns of the matrix directly.
-    """
+    from .signature import Signature
 
-    def __init__(self, final: Any, columns: list[tuple[Any, list[int]]] | None, middle: list[Any]):
-        self.final = final
-        self.columns = columns
+Columns = dict[str, np.ndarray]
+"""Validated rows: one 1-D array per input column, as `Signature.validate` casts it."""
+
+_SAMPLE_ROWS = 12
+
+
+class Unroutable(Exception):
+    """The estimator cannot take the fast route; the message says why."""
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One ColumnTransformer branch: its input columns (a name alone: a 1-D column) and steps."""
+
+    columns: list[str] | str
+    steps: list[Step]
+
+    def run(self, columns: Columns) -> Any:
+        if isinstance(self.columns, str):
+            block: Any = columns[self.columns]
+        else:
+            block = np.column_stack([columns[name] for name in self.columns])
+        for step in self.steps:
+            block = step.transform(block)
+        return block
+
+
+class Route:
+    """How validated columns reach the final estimator without pandas."""
+
+    def __init__(
+        self,
+        names: list[str],
+        branches: list[Branch] | None,
+        sparse_output: bool,
+        middle: list[Step],
+        final: Final,
+    ):
+        self.names = names
+        self.branches = branches
+        self.sparse_output = sparse_output
         self.middle = middle
-        self.verified = False
+        self.final = final
 
     @classmethod
-    def of(cls, estimator: Any, names: list[str]) -> ArrayRoute | None:
-        fitted = getattr(estimator, "feature_names_in_", None)
-        if fitted is None or [str(name) for name in fitted] != names:
-            return None
-        if not _selects_columns_by_name(estimator):
-            return cls(estimator, None, [])
+    def of(cls, estimator: Any, names: list[str]) -> Route:
+        """The route for `estimator`, fitted on the columns `names` in that order."""
+        import sklearn
+        from sklearn.base import BaseEstimator
         from sklearn.compose import ColumnTransformer
 
-        steps = [step for _, step in getattr(estimator, "steps", [])]
-        first, middle = (steps[0], steps[1:-1]) if len(steps) > 1 else (None, [])
-        if not isinstance(first, ColumnTransformer) or first.sparse_output_:
-            return None
-        if any(_selects_columns_by_name(step) for step in middle):
-            return None
-        position = {name: index for index, name in enumerate(names)}
-        columns = []
-        for _, transformer, selected in first.transformers_:
-            if isinstance(transformer, str) and transformer == "drop":
+        if not isinstance(estimator, BaseEstimator):
+            raise Unroutable("not a scikit-learn estimator")
+        fitted = getattr(estimator, "feature_names_in_", None)
+        if fitted is None:
+            raise Unroutable("not fitted on named columns")
+        fitted_names = [str(name) for name in fitted]
+        if sklearn.get_config().get("transform_output", "default") != "default":
+            raise Unroutable("transformers set to give DataFrames")
+        steps = _flatten(estimator)
+        if any(_gives_frames(step) for step in steps):
+            raise Unroutable("a step set to give DataFrames")
+        front, final = steps[:-1], steps[-1]
+        branches = None
+        sparse_output = False
+        if front and isinstance(front[0], ColumnTransformer):
+            # It picks its columns by name from whatever the frame holds (an MLflow
+            # signature may list more columns than the model was fitted on).
+            transformer = front.pop(0)
+            sparse_output = bool(transformer.sparse_output_)
+            branches = _branches(transformer, fitted_names, set(names))
+        elif fitted_names != names:
+            raise Unroutable("not fitted on the signature's columns, in order")
+        if any(_selects_columns_by_name(step) for step in [*front, final]):
+            raise Unroutable("a step after the first selects columns by name")
+        middle = [step_of(step) for step in front]
+        return cls(
+            fitted_names if branches is None else names,
+            branches,
+            sparse_output,
+            middle,
+            final_of(final),
+        )
+
+    def features(self, columns: Columns) -> Any:
+        """What the final estimator takes, as the usual route's steps would give it."""
+        if self.branches is None:
+            features: Any = np.column_stack([columns[name] for name in self.names])
+        else:
+            blocks = [branch.run(columns) for branch in self.branches]
+            features = _stack(blocks, self.sparse_output, len(next(iter(columns.values()))))
+        for step in self.middle:
+            features = step.transform(features)
+        return features
+
+    def predict(self, columns: Columns, proba: bool) -> tuple[Any, Any]:
+        """Labels or values, and probabilities if asked; Declined for rows to score the usual
+        way (an infinite number: scikit-learn refuses it where the route would not look)."""
+        for values in columns.values():
+            if values.dtype.kind == "f" and np.isinf(values).any():
+                raise Declined("an infinite number")
+        return self.final.predict(self.features(columns), proba)
+
+    def describe(self) -> str:
+        """Which steps are called directly and which through scikit-learn, for `info`."""
+        steps = [step for branch in self.branches or [] for step in branch.steps]
+        steps += self.middle
+        direct = sorted({step.name for step in steps if step.direct})
+        called = sorted({step.name for step in steps if not step.direct})
+        parts = []
+        if direct:
+            parts.append(f"direct: {', '.join(direct)}")
+        if called:
+            parts.append(f"checked call: {', '.join(called)}")
+        final = "direct" if self.final.direct else "checked call"
+        parts.append(f"{self.final.name}: {final}")
+        return "arrays (" + "; ".join(parts) + ")"
+
+    def check(
+        self,
+        estimator: Any,
+        signature: Signature,
+        proba: bool,
+        examples: Sequence[Mapping[str, Any]] = (),
+    ) -> str | None:
+        """Run the route beside the usual route on sample rows; the first difference, or None.
+
+        The usual route is the estimator on the DataFrame `Signature.validate` makes of the
+        rows; the route takes the arrays `Signature.arrays` makes of them where it can, else
+        the validated frame's columns, as `Model` does.
+        """
+        import pandas as pd
+
+        compared = 0
+        for payload in sample_payloads(estimator, signature, examples):
+            try:
+                frame = signature.validate(pd.DataFrame(payload)).frame
+            except Exception:
+                continue  # refused before any model sees it, on either route
+            try:
+                usual: tuple[Any, Any] | None = _usual(estimator, frame, proba)
+            except Exception:
+                usual = None
+            rows = len(frame)
+            columns = signature.arrays(payload, rows)
+            from_frame = columns_of_frame(frame, self.names)
+            if columns is None:
+                columns = from_frame
+            elif from_frame is None or not _same_columns(columns, from_frame):
+                return "the arrays of the rows differ from the validated frame's"
+            if columns is None:
+                return "the validated frame has columns the route cannot take as arrays"
+            try:
+                fast: tuple[Any, Any] | None = self.predict(columns, proba)
+            except Declined:
                 continue
-            if not isinstance(selected, list) or not all(
-                isinstance(c, int) or c in position for c in selected
-            ):
-                return None
-            indexes = [c if isinstance(c, int) else position[c] for c in selected]
-            if indexes:
-                columns.append((None if transformer == "passthrough" else transformer, indexes))
-        return cls(steps[-1], columns, [step for step in middle if step != "passthrough"])
-
-    def predict(self, matrix: np.ndarray, proba: bool) -> tuple[Any, Any]:
-        import sklearn
-
-        # The values are known finite, and the estimator was fitted on these very columns
-        # (under their names, hence the warning silenced).
-        with (
-            sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
-            warnings.catch_warnings(),
-        ):
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            features: Any = matrix
-            if self.columns is not None:
-                blocks = [
-                    matrix[:, indexes] if step is None else step.transform(matrix[:, indexes])
-                    for step, indexes in self.columns
-                ]
-                if not all(isinstance(block, np.ndarray) for block in blocks):
-                    raise TypeError("a transformer gave a sparse block")
-                features = np.hstack(blocks)
-                for step in self.middle:
-                    features = step.transform(features)
-            values = self.final.predict(features)
-            probabilities = self.final.predict_proba(features) if proba else None
-        return values, probabilities
+            except Exception:
+                fast = None
+            if usual is None or fast is None:
+                if usual is None and fast is None:
+                    continue
+                return "one route refused rows the other scored"
+            difference = _difference(fast, usual)
+            if difference:
+                return difference
+            compared += 1
+            if len(getattr(estimator, "steps", ())) > 1:
+                expected = estimator[:-1].transform(frame)
+                if not _same_features(self.features(columns), expected):
+                    return "the features given to the final estimator differ"
+        return None if compared else "no sample row could be scored"
 
 
-def routes_agree(fast: tuple[Any, Any], usual: tuple[Any, Any]) -> bool:
-    if not np.array_equal(np.asarray(fast[0]), np.asarray(usual[0])):
+def columns_of_frame(frame: pd.DataFrame, names: Sequence[str]) -> Columns | None:
+    """The validated frame's columns as the arrays scikit-learn would take from it: numpy
+    columns as they are, pandas strings as objects with NaN; None for any other kind."""
+    import pandas as pd
+
+    columns: Columns = {}
+    for name in names:
+        series = frame[name]
+        dtype = series.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiubO":
+            columns[name] = series.to_numpy()
+        elif isinstance(dtype, pd.StringDtype) and _is_nan(dtype.na_value):
+            columns[name] = series.to_numpy(dtype=object, na_value=np.nan)
+        else:
+            return None
+    return columns
+
+
+def join_columns(parts: Sequence[Columns]) -> Columns | None:
+    """The rows of several requests as one set of columns; None when a column's dtype differs
+    between them (pandas would find a common type for it: left to pandas)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if any(part[name].dtype != first[name].dtype for part in parts for name in first):
+        return None
+    return {name: np.concatenate([part[name] for part in parts]) for name in first}
+
+
+def sample_payloads(
+    estimator: Any, signature: Signature, examples: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, list[Any]]]:
+    """Rows to check a route on, as request columns: every row together, the same rows with
+    no missing value (one gap fails a whole call for an estimator that takes none), the first
+    row alone, and every row again with numbers in the category columns."""
+    hints = _hints(estimator)
+    candidates = {
+        column.name: _candidates(column.dtype, column.name, hints, examples)
+        for column in signature.inputs
+    }
+    rows = min(max(len(values) for values in candidates.values()), _SAMPLE_ROWS)
+    together = {
+        name: [values[row % len(values)] for row in range(rows)]
+        for name, values in candidates.items()
+    }
+    complete = {
+        name: [next(v for v in values if v is not None) if value is None else value
+               for value in together[name]]
+        for name, values in candidates.items()
+    }  # fmt: skip
+    first = {name: values[:1] for name, values in complete.items()}
+    numbers = {
+        column.name: [
+            (3, 2.5, None)[row % 3] if column.dtype in ("string", "any") and row % 2 else value
+            for row, value in enumerate(together[column.name])
+        ]
+        for column in signature.inputs
+    }
+    return [together, complete, first, numbers]
+
+
+def _candidates(
+    dtype: str, name: str, hints: Mapping[str, list[Any]], examples: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    seen = [example[name] for example in examples if name in example]
+    if dtype == "float":
+        return [*seen, *hints.get(name, []), 1.5, None, 0.0, -2.25, 1e6]
+    if dtype == "integer":
+        return [*seen, 3, None, 0, 1, -2, 1000]
+    if dtype == "boolean":
+        return [*seen, True, False, None]
+    if dtype == "text":
+        return [*seen, *hints.get(name, []), "", None, "qwzx unseen words here"]
+    if dtype == "string":
+        return [*seen, *hints.get(name, []), "never seen in training", None]
+    return [*seen, *hints.get(name, [1.5, 0.0]), None]
+
+
+def _hints(estimator: Any) -> dict[str, list[Any]]:
+    """Values worth trying per column, from the fitted steps that read it: categories, words
+    of the vocabulary, the statistics an imputer fills in."""
+    from sklearn.compose import ColumnTransformer
+
+    steps = _flatten(estimator) if hasattr(estimator, "steps") else []
+    if not steps or not isinstance(steps[0], ColumnTransformer):
+        return {}
+    hints: dict[str, list[Any]] = {}
+    for _, transformer, selected in steps[0].transformers_:
+        if isinstance(transformer, str):
+            continue
+        for part in _flatten(transformer):
+            if isinstance(selected, str) and hasattr(part, "vocabulary_"):
+                words = sorted(part.vocabulary_, key=part.vocabulary_.get)[:6]
+                hints[selected] = [" ".join(words), words[0] if words else "a"]
+            elif isinstance(selected, list) and all(isinstance(c, str) for c in selected):
+                if hasattr(part, "categories_"):
+                    for name, values in zip(selected, part.categories_, strict=False):
+                        listed = values.tolist()
+                        hints.setdefault(name, listed[:5] + listed[-1:])
+                elif hasattr(part, "statistics_"):
+                    for name, value in zip(selected, part.statistics_.tolist(), strict=False):
+                        hints.setdefault(name, [value])
+    return hints
+
+
+def _usual(estimator: Any, frame: Any, proba: bool) -> tuple[Any, Any]:
+    values = estimator.predict(frame)
+    return values, estimator.predict_proba(frame) if proba else None
+
+
+def _difference(fast: tuple[Any, Any], usual: tuple[Any, Any]) -> str | None:
+    fast_values, usual_values = np.asarray(fast[0]), np.asarray(usual[0])
+    if fast_values.dtype != usual_values.dtype or not np.array_equal(fast_values, usual_values):
+        return "the predictions differ"
+    if usual[1] is not None:
+        if fast[1] is None or fast[1].dtype != usual[1].dtype:
+            return "the probabilities differ"
+        if not np.array_equal(fast[1], usual[1]):
+            return "the probabilities differ in their last bits"
+    return None
+
+
+def _same_columns(given: Columns, expected: Columns) -> bool:
+    for name, values in expected.items():
+        other = given[name]
+        if other.dtype != values.dtype or other.shape != values.shape:
+            return False
+        if values.dtype.kind == "f":
+            if not np.array_equal(other, values, equal_nan=True):
+                return False
+        elif [_key(v) for v in other.tolist()] != [_key(v) for v in values.tolist()]:
+            return False
+    return True
+
+
+def _key(value: Any) -> Any:
+    return ("nan",) if _is_nan(value) else (type(value), value)
+
+
+def _same_features(given: Any, expected: Any) -> bool:
+    from scipy import sparse
+
+    if sparse.issparse(given) or sparse.issparse(expected):
+        if not (sparse.issparse(given) and sparse.issparse(expected)):
+            return False
+        if given.shape != expected.shape or given.dtype != expected.dtype:
+            return False
+        return (given != expected).nnz == 0
+    given, expected = np.asarray(given), np.asarray(expected)
+    if given.dtype != expected.dtype or given.shape != expected.shape:
         return False
-    return usual[1] is None or bool(np.allclose(fast[1], usual[1], rtol=1e-9, atol=1e-12))
+    return bool(np.array_equal(given, expected, equal_nan=given.dtype.kind == "f"))
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def _stack(blocks: list[Any], sparse_output: bool, rows: int) -> Any:
+    """ColumnTransformer._hstack, for arrays and SciPy matrices."""
+    from scipy import sparse
+
+    if not blocks:
+        return np.zeros((rows, 0))
+    if sparse_output:
+        from sklearn.utils import check_array
+
+        converted = [
+            check_array(block, accept_sparse=True, ensure_all_finite=False) for block in blocks
+        ]
+        return sparse.hstack(converted).tocsr()
+    return np.hstack([b.toarray() if sparse.issparse(b) else b for b in blocks])
+
+
+def _branches(transformer: Any, fitted_names: list[str], present: set[str]) -> list[Branch]:
+    from sklearn.base import BaseEstimator
+
+    branches = []
+    for _, branch, selected in transformer.transformers_:
+        if isinstance(branch, str) and branch == "drop":
+            continue
+        columns = _selected(selected, fitted_names)
+        if any(
+            name not in present for name in ([columns] if isinstance(columns, str) else columns)
+        ):
+            raise Unroutable("a ColumnTransformer column not in the signature")
+        if columns == []:
+            continue  # scikit-learn skips an empty selection
+        if isinstance(branch, str):
+            if branch != "passthrough":
+                raise Unroutable(f"a ColumnTransformer branch of {branch!r}")
+            branches.append(Branch(columns, []))
+            continue
+        if not isinstance(branch, BaseEstimator) or _selects_columns_by_name(branch):
+            raise Unroutable(f"a ColumnTransformer branch of {type(branch).__name__}")
+        parts = _flatten(branch)
+        dense = not transformer.sparse_output_
+        steps = [
+            step_of(part, dense_output=dense and index == len(parts) - 1)
+            for index, part in enumerate(parts)
+        ]
+        branches.append(Branch(columns, steps))
+    return branches
+
+
+def _selected(selected: Any, names: list[str]) -> list[str] | str:
+    if isinstance(selected, str):
+        if selected not in names:
+            raise Unroutable(f"a ColumnTransformer column {selected!r} not in the signature")
+        return selected
+    if isinstance(selected, (int, np.integer)) and not isinstance(selected, bool):
+        return names[int(selected)]
+    if isinstance(selected, (list, np.ndarray)):
+        listed = list(selected.tolist() if isinstance(selected, np.ndarray) else selected)
+        if all(isinstance(c, str) and c in names for c in listed):
+            return [str(c) for c in listed]
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in listed):
+            return [names[c] for c in listed]
+    raise Unroutable("a ColumnTransformer selects columns other than by name or position")
+
+
+def _flatten(estimator: Any) -> list[Any]:
+    """A Pipeline's steps, nested Pipelines opened, 'passthrough' steps left out."""
+    if not hasattr(estimator, "steps"):
+        return [estimator]
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return [estimator]
+    steps: list[Any] = []
+    for _, step in estimator.steps:
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            continue
+        steps.extend(_flatten(step))
+    return steps
+
+
+def _gives_frames(estimator: Any) -> bool:
+    config = getattr(estimator, "_sklearn_output_config", {})
+    if config.get("transform", "default") != "default":
+        return True
+    parts = [part for _, part, _ in getattr(estimator, "transformers_", [])]
+    parts += [part for _, part in getattr(estimator, "steps", [])]
+    return any(_gives_frames(part) for part in parts if not isinstance(part, str))
 
 
 def _selects_columns_by_name(estimator: Any) -> bool:

@@ -106,6 +106,8 @@ class Inspection:
     matches: bool | None
     pickle_based: bool = True
     trust: TrustReview | None = None
+    route: str | None = None
+    """How the loaded model is scored (Model.route_note); None while it is not loaded."""
 
 
 def parse_card(card_bytes: bytes, location: Path) -> ModelCard:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ModelError, UsageError, first_line
-from .array_route import ArrayRoute, routes_agree
+from .array_route import Columns, Route, Unroutable, columns_of_frame, join_columns
 from .card import ModelCard
 from .signature import Signature
 from .threshold import Decision, resolve_decision
@@ -44,7 +44,13 @@ class Model:
     card: ModelCard
     path: Path
     notices: list[str] = field(default_factory=list)
-    _array_route: Any = field(default=None, repr=False, compare=False)
+    route: Route | None = field(default=None, init=False, repr=False, compare=False)
+    """The fast route, when it gave the usual route's answers on sample rows at load."""
+    route_note: str = field(default="", init=False, compare=False)
+    """Which route the model takes, and why, for `info`."""
+
+    def __post_init__(self) -> None:
+        self.route, self.route_note = self._plan_route()
 
     @property
     def signature(self) -> Signature:
@@ -112,13 +118,13 @@ class Model:
     ) -> Prepared:
         """Validate one request's rows, given as named columns or as a frame, for `predict_many`.
 
-        All-numeric rows of plain numbers skip pandas: they become one float matrix.
+        Columns of plain values skip pandas: each becomes the array `validate` would give.
         """
         if columns is not None:
             rows = len(next(iter(columns.values()), []))
-            matrix = self.signature.numeric_matrix(columns, rows)
-            if matrix is not None:
-                return Prepared(matrix, rows)
+            arrays = self.signature.arrays(columns, rows)
+            if arrays is not None:
+                return Prepared(arrays, rows)
             frame = pd.DataFrame(columns)
         assert frame is not None
         validated = self.signature.validate(frame)
@@ -135,44 +141,40 @@ class Model:
         if not parts:
             width = len(self.card.classes or []) if proba else 0
             return Predictions(np.array([], dtype=object), np.empty((0, width)) if proba else None)
-        if all(isinstance(part, np.ndarray) for part in parts):
-            features: Any = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        else:
+        features: Any = None
+        if all(isinstance(part, dict) for part in parts):
+            features = join_columns(parts)
+        elif all(isinstance(part, np.ndarray) for part in parts):
+            features = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if features is None:
             frames = [self._as_frame(part) for part in parts]
             features = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         values, probabilities = self._estimate(features, proba)
         return Predictions(np.asarray(values), probabilities, self.card.classes)
 
     def _as_frame(self, features: Any) -> Any:
+        if isinstance(features, dict):
+            return pd.DataFrame(features)
         if isinstance(features, pd.DataFrame) or self.signature.positional:
             return features
         return pd.DataFrame(features, columns=self.signature.names)
 
     def _estimate(self, features: Any, proba: bool) -> tuple[Any, Any]:
-        """The estimator's predictions (and probabilities) for validated features.
-
-        A float matrix in signature order skips pandas when the estimator allows it (see
-        `ArrayRoute`): pandas and scikit-learn's per-call checks of a frame cost 1 to 4 ms,
-        far more than scoring one row does. The first such call is also scored the usual
-        way and the route kept only if both agree.
-        """
-        if not isinstance(features, np.ndarray) or self.signature.positional:
-            return self._estimate_frame(features, proba)
-        route = self._route()
-        fast = None
-        if route is not None and np.isfinite(features).all():
+        """The estimator's predictions (and probabilities) for validated features: columns of
+        arrays or a validated frame, taken by the fast route when the model has one and the
+        rows are for it, else by the estimator on a DataFrame."""
+        route = self.route
+        columns: Columns | None = None
+        if route is not None and isinstance(features, dict):
+            columns = features
+        elif route is not None and isinstance(features, pd.DataFrame):
+            columns = columns_of_frame(features, self.signature.names)
+        if route is not None and columns is not None:
             try:
-                fast = route.predict(features, proba)
+                return route.predict(columns, proba)
             except Exception:
-                self._array_route = False
-            if fast is not None and route.verified:
-                return fast
-        expected = self._estimate_frame(pd.DataFrame(features, columns=self.signature.names), proba)
-        if fast is not None and route is not None:
-            route.verified = routes_agree(fast, expected)
-            if not route.verified:
-                self._array_route = False
-        return expected
+                pass  # Declined, or a refusal: the usual route gives its answer or its error
+        return self._estimate_frame(self._as_frame(features), proba)
 
     def _estimate_frame(self, features: Any, proba: bool) -> tuple[Any, Any]:
         try:
@@ -184,15 +186,27 @@ class Model:
             raise ModelError(f"the model failed while predicting: {first_line(exc)}") from exc
         return values, probabilities
 
-    def _route(self) -> ArrayRoute | None:
-        if self._array_route is None:
-            self._array_route = ArrayRoute.of(self.estimator, self.signature.names) or False
-        return self._array_route or None
+    def _plan_route(self) -> tuple[Route | None, str]:
+        if self.signature.positional:
+            return None, "usual (a model fitted on unnamed columns takes them as given)"
+        try:
+            route = Route.of(self.estimator, self.signature.names)
+            difference = route.check(
+                self.estimator, self.signature, self.can_predict_proba, self.card.example
+            )
+        except Unroutable as reason:
+            return None, f"usual (DataFrame: {reason})"
+        except Exception as exc:
+            return None, f"usual (DataFrame: the fast route failed: {first_line(exc)})"
+        if difference:
+            return None, f"usual (DataFrame: on sample rows {difference})"
+        return route, route.describe()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """One request's validated rows: a float matrix (all-numeric rows) or a frame."""
+    """One request's validated rows: one array per column, a validated frame, or (a model
+    fitted on unnamed columns) a matrix."""
 
     features: Any
     rows: int

@@ -6,6 +6,7 @@ its column and row instead of surfacing as an error deep inside scikit-learn.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,7 +20,7 @@ ColumnType = Literal["float", "integer", "string", "text", "boolean", "any"]
 COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "boolean", "any")
 PINNED_DTYPES = ("float64", "float32", "int64", "int32")
 NUMERIC_TYPES = ("float", "integer")
-_PLAIN_NUMBERS = (float, int, type(None))
+_PLAIN_NUMBER_TYPES = {float, int, type(None)}
 
 
 @dataclass(frozen=True)
@@ -141,30 +142,28 @@ class Signature:
                 cast[column.name] = _absent(column, len(frame))
         return Validated(pd.DataFrame(cast, index=frame.index), notices)
 
-    def numeric_matrix(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray | None:
-        """Rows given as named columns, as a float matrix in signature order, when no casting
-        is needed: every input is a numeric column, present, holding plain numbers or None.
+    def arrays(
+        self, columns: Mapping[str, Sequence[Any]], rows: int
+    ) -> dict[str, np.ndarray] | None:
+        """Rows given as named columns of plain values (decoded JSON), as the arrays `validate`
+        would give each column, where no casting needs pandas: every input present, numbers
+        as numbers (or None) in numeric columns, strings (or None) in string and text columns,
+        true/false in boolean ones, and in untyped columns values pandas reads one way only.
 
         Anything else returns None, and the caller takes `validate`, which casts and reports.
         """
         if self.positional or not self.inputs:
             return None
-        matrix = np.empty((rows, len(self.inputs)), dtype=np.float64)
-        for position, column in enumerate(self.inputs):
+        arrays = {}
+        for column in self.inputs:
             values = columns.get(column.name)
-            if column.dtype not in NUMERIC_TYPES or values is None or len(values) != rows:
+            if values is None or len(values) != rows:
                 return None
-            if column.numpy_dtype not in (None, "float64"):
+            array = _plain_array(values, column)
+            if array is None:
                 return None
-            # bool is an int subclass; it and numeric strings take the casting path.
-            if not all(type(value) in _PLAIN_NUMBERS for value in values):
-                return None
-            matrix[:, position] = values
-            if column.dtype == "integer":
-                whole = matrix[:, position]
-                if (~np.isnan(whole) & (whole != np.floor(whole))).any():
-                    return None
-        return matrix
+            arrays[column.name] = array
+        return arrays
 
     def bad_rows(self, frame: pd.DataFrame) -> list[BadRow]:
         """Every row `validate` would refuse, each once with its first refused value, in order.
@@ -205,6 +204,67 @@ class Signature:
         if frame.shape[1] > wanted:
             notices.append(f"using the first {wanted} of {frame.shape[1]} columns")
         return Validated(frame.iloc[:, :wanted], notices)
+
+
+def _plain_array(values: Sequence[Any], column: Column) -> np.ndarray | None:
+    kinds = {type(value) for value in values}
+    if column.numpy_dtype is not None and column.dtype not in NUMERIC_TYPES:
+        return None
+    if column.dtype in NUMERIC_TYPES:
+        # bool is an int subclass; it and numeric strings take the casting path.
+        if not kinds <= _PLAIN_NUMBER_TYPES:
+            return None
+        numbers = np.array(values, dtype=np.float64)
+        if (
+            column.dtype == "integer"
+            and (~np.isnan(numbers) & (numbers != np.floor(numbers))).any()
+        ):
+            return None
+        if column.numpy_dtype in (None, "float64"):
+            return numbers
+        target = np.dtype(column.numpy_dtype)
+        if target.kind == "i":
+            limits = np.iinfo(target)
+            if (
+                np.isnan(numbers).any()
+                or (numbers < limits.min).any()
+                or (numbers > limits.max).any()
+            ):
+                return None  # `validate` names the row
+        return numbers.astype(target)
+    if column.dtype in ("string", "text"):
+        if not kinds <= {str, type(None)}:
+            return None
+        missing = "" if column.dtype == "text" else np.nan
+        return np.array([missing if value is None else value for value in values], dtype=object)
+    if column.dtype == "boolean":
+        return np.array(values, dtype=bool) if kinds == {bool} else None
+    if column.dtype == "any":
+        return _untyped_array(values, kinds)
+    return None
+
+
+def _untyped_array(values: Sequence[Any], kinds: set[type]) -> np.ndarray | None:
+    """An untyped column as pandas makes it of a list: whole numbers as int64, numbers with
+    fractions or gaps as float64, strings with gaps as objects with pandas' missing value."""
+    if kinds == {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None
+    if kinds <= _PLAIN_NUMBER_TYPES and kinds & {int, float}:
+        return np.array(values, dtype=np.float64)
+    if kinds <= {str, type(None)} and str in kinds:
+        missing = _pandas_string_missing()
+        return np.array([missing if value is None else value for value in values], dtype=object)
+    return None
+
+
+@functools.cache
+def _pandas_string_missing() -> Any:
+    """What a gap in a column of strings is once scikit-learn has the frame as an array: NaN
+    with pandas' string dtype (pandas 3), None with objects (pandas 2)."""
+    return np.asarray(pd.DataFrame({"probe": ["text", None]}))[1, 0]
 
 
 def _absent(column: Column, rows: int) -> Any:

@@ -57,6 +57,7 @@ def inspection_json(inspection: Inspection) -> dict[str, Any]:
         "sha256_actual": inspection.sha256_actual,
         "pickle_based": inspection.pickle_based,
         "trust": inspection.trust.to_dict() if inspection.trust else None,
+        "route": inspection.route,
         **card,
         # The card's own `serialization` is the bare name, also given as `model_format`.
         "model_format": card["serialization"],
@@ -96,6 +97,7 @@ def render_model_card(console: Console, inspection: Inspection) -> None:
         *_decision_rows(card),
         ("created", card.created or "-"),
         ("versions", ", ".join(f"{k} {v}" for k, v in card.versions.items()) or "-"),
+        ("route", inspection.route or "not loaded (info --route loads the model to find it)"),
     ]
     parts: list[Any] = [
         key_value_table("Model", overview, justify="left"),
