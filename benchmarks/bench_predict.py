@@ -1,14 +1,19 @@
 """Benchmark `infer-cli predict` against an in-memory pyarrow reference, a naive pandas script
 and `mlflow models predict`, each run as a whole process on the same model and CSV.
 
-    python benchmarks/bench_predict.py                    # 1M and 10M rows, 3 rounds
+    python benchmarks/bench_predict.py                    # numeric 1M and 10M rows, 3 rounds
     python benchmarks/bench_predict.py --rows 1000000 --rounds 5 --skip mlflow
+    python benchmarks/bench_predict.py --models churn-auto churn-forest churn-gbm --rows 1000000
 
-The data (4 float columns) and the model (StandardScaler + LogisticRegression, saved as an
-infer-cli model, and as an MLflow model when --mlflow-python exists) are made under --workdir,
-kept between runs. Each round runs every tool once, in an order that rotates from round to
-round; the table shows medians of wall time, ratios to the reference, and the largest peak RSS
-(from /usr/bin/time -v). `infer-cli --help` start-up is timed with hyperfine when installed.
+Models: `numeric` (4 float columns, StandardScaler + LogisticRegression) and DATA-ALGORITHM,
+the pipeline `infer-cli train --algorithm ALGORITHM` makes from sample_data/DATA.csv (churn:
+identifier, numbers, categories, missing values; reviews: free text; housing, iris), scoring
+DATA_new.csv's rows repeated to --rows. Each is saved under --workdir (kept between runs) as
+an infer-cli model, a bare .joblib file and, when --mlflow-python exists, an MLflow model; the
+infer-cli rows are `infer-cli predict` on each of the three. Each round runs every tool once,
+in an order that rotates from round to round; the table shows medians of wall time, ratios to
+the reference and to the naive script, and the largest peak RSS (from /usr/bin/time -v).
+`infer-cli --help` start-up is timed with hyperfine when installed.
 """
 
 from __future__ import annotations
@@ -49,14 +54,21 @@ frame.to_csv(target, index=False)
 """
 
 MLFLOW_SAVE = """
-import sys, joblib, mlflow.sklearn
-mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2])
+import sys, joblib, pandas as pd, mlflow.sklearn
+from mlflow.models import infer_signature
+signature = infer_signature(pd.read_csv(sys.argv[3]).head(1000)) if len(sys.argv) > 3 else None
+mlflow.sklearn.save_model(
+    joblib.load(sys.argv[1]), sys.argv[2], signature=signature, serialization_format="cloudpickle"
+)
 """
+TARGETS = {"iris": "species", "churn": "churned", "reviews": "sentiment", "housing": "price"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--models", nargs="+", default=["numeric"], help="numeric, DATA-ALGORITHM")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "infer-cli-bench-predict"
@@ -69,28 +81,55 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     if not Path("/usr/bin/time").exists():
         sys.exit("needs GNU time at /usr/bin/time (apt-get install time) for peak memory")
-
-    model_dir = make_model(args.workdir)
-    mlflow_dir = None
-    if "mlflow" not in args.skip:
-        mlflow_dir = make_mlflow_model(args.mlflow_python, model_dir, args.workdir)
     (args.workdir / "reference.py").write_text(REFERENCE)
     (args.workdir / "naive.py").write_text(NAIVE)
 
     print(f"load average at start: {load()}")
     print_startup()
     results = []
-    for rows in args.rows:
-        data = make_data(args.workdir, rows)
-        tools = commands(args, model_dir, mlflow_dir, data)
-        results.append((rows, run_rounds(tools, args.rounds)))
-        check_outputs(args.workdir)
+    for name in args.models:
+        model_dir = make_model(args.workdir, name)
+        for rows in args.rows:
+            data = make_data(args.workdir, rows, name)
+            mlflow_dir = None
+            if "mlflow" not in args.skip:
+                mlflow_dir = make_mlflow_model(args.mlflow_python, model_dir, args.workdir, data)
+            tools = commands(args, model_dir, mlflow_dir, data)
+            results.append((name, rows, run_rounds(tools, args.rounds)))
+            check_outputs(args.workdir)
     print(f"\nload average at end: {load()}")
-    for rows, measured in results:
-        print_table(rows, measured)
+    for name, rows, measured in results:
+        print_table(name, rows, measured)
 
 
-def make_model(workdir: Path) -> Path:
+def make_model(workdir: Path, name: str) -> Path:
+    """The model `name` as an infer-cli model directory, with a bare model.joblib beside it
+    (the directory's own file: the same bytes)."""
+    if name != "numeric":
+        return make_trained_model(workdir, name)
+    return make_numeric_model(workdir)
+
+
+def make_trained_model(workdir: Path, name: str) -> Path:
+    """What `infer-cli train --algorithm ALGORITHM` makes of sample_data/DATA.csv."""
+    import pandas as pd
+
+    from infer_cli.core.store import save_model
+    from infer_cli.training import TrainOptions, train
+
+    directory = workdir / f"model-{name}"
+    if directory.exists():
+        return directory
+    data, _, algorithm = name.partition("-")
+    if data not in TARGETS:
+        sys.exit(f"bench_predict: unknown model '{name}' (numeric, or DATA-ALGORITHM)")
+    options = TrainOptions(target=TARGETS[data], algorithm=algorithm or "auto")
+    result = train(pd.read_csv(ROOT / f"sample_data/{data}.csv"), options)
+    save_model(result.estimator, result.card, directory)
+    return directory
+
+
+def make_numeric_model(workdir: Path) -> Path:
     """A scaler + logistic regression pipeline on 4 float columns, as an infer-cli model."""
     import numpy as np
     import pandas as pd
@@ -119,31 +158,48 @@ def make_model(workdir: Path) -> Path:
     return directory
 
 
-def make_mlflow_model(python: Path, model_dir: Path, workdir: Path) -> Path | None:
+def make_mlflow_model(python: Path, model_dir: Path, workdir: Path, data: Path) -> Path | None:
+    """The model saved by MLflow; a trained one with a signature inferred from the data."""
     if not python.exists():
         print(f"mlflow: skipped ({python} not found)")
         return None
-    directory = workdir / "mlflow_model"
+    directory = workdir / f"mlflow-{model_dir.name}"
     if not directory.exists():
-        subprocess.run(
-            [str(python), "-c", MLFLOW_SAVE, str(model_dir / "model.joblib"), str(directory)],
-            check=True,
-            capture_output=True,
-        )
+        command = [str(python), "-c", MLFLOW_SAVE, str(model_dir / "model.joblib"), str(directory)]
+        if model_dir.name != "model":
+            command.append(str(data))
+        subprocess.run(command, check=True, capture_output=True)
     return directory
 
 
-def make_data(workdir: Path, rows: int) -> Path:
-    """`rows` rows of 4 normal floats written with 6 decimals, as a CSV made once."""
+def make_data(workdir: Path, rows: int, name: str = "numeric") -> Path:
+    """`rows` rows, as a CSV made once: 4 normal floats written with 6 decimals, or the
+    sample set's new rows repeated."""
     import numpy as np
 
-    path = workdir / f"data_{rows}.csv"
+    data = name.partition("-")[0]
+    path = workdir / f"data_{data}_{rows}.csv"
     if path.exists():
         return path
     partial = path.with_suffix(".part")
-    write_floats(partial, rows, np.random.default_rng(0))
+    if data == "numeric":
+        write_floats(partial, rows, np.random.default_rng(0))
+    else:
+        write_repeated(partial, rows, ROOT / f"sample_data/{data}_new.csv")
     partial.rename(path)
     return path
+
+
+def write_repeated(path: Path, rows: int, source: Path) -> None:
+    """The rows of `source`, over and over, to `rows` rows (header once)."""
+    lines = source.read_text().splitlines(keepends=True)
+    header, body = lines[0], "".join(lines[1:])
+    count = len(lines) - 1
+    with path.open("w") as out:
+        out.write(header)
+        for _ in range(rows // count):
+            out.write(body)
+        out.writelines(lines[1 : 1 + rows % count])
 
 
 def write_floats(path: Path, rows: int, rng: Any) -> None:
@@ -177,6 +233,17 @@ def commands(
             f"{out}_infer.csv",
             "-q",
         ],
+        "infer-cli predict, bare .joblib": [
+            str(BIN / "infer-cli"),
+            "predict",
+            "-m",
+            str(model_dir / "model.joblib"),
+            "-i",
+            str(data),
+            "-o",
+            f"{out}_bare.csv",
+            "-q",
+        ],
         "reference (pyarrow, in memory)": [
             sys.executable,
             str(args.workdir / "reference.py"),
@@ -197,6 +264,10 @@ def commands(
     if "naive" in args.skip:
         del tools["naive pandas script"]
     if mlflow_dir is not None:
+        tools["infer-cli predict, MLflow dir"] = [
+            str(BIN / "infer-cli"), "predict", "-m", str(mlflow_dir),
+            "-i", str(data), "-o", f"{out}_mlflowdir.csv", "-q",
+        ]  # fmt: skip
         mlflow = args.mlflow_python.with_name("mlflow")
         tools["mlflow models predict"] = [
             str(mlflow), "models", "predict", "-m", str(mlflow_dir), "-i", str(data),
@@ -235,14 +306,18 @@ def run_once(command: list[str]) -> tuple[float, int]:
 
 
 def check_outputs(workdir: Path) -> None:
-    """The same predictions, in the same order, from infer-cli and the reference."""
+    """The same predictions, in the same order, from every infer-cli run and the reference."""
     lines = 10_000
-    with open(workdir / "out_infer.csv") as ours, open(workdir / "out_reference.csv") as theirs:
-        for _ in range(lines):
-            mine, reference = ours.readline(), theirs.readline()
-            if mine.rsplit(",", 1)[-1] != reference.rsplit(",", 1)[-1].replace('"', ""):
-                raise SystemExit(f"outputs differ: {mine!r} vs {reference!r}")
-    print(f"  first {lines:,} predictions agree with the reference")
+    for name in ("out_infer.csv", "out_bare.csv", "out_mlflowdir.csv"):
+        if not (workdir / name).exists():
+            continue
+        with open(workdir / name) as ours, open(workdir / "out_reference.csv") as theirs:
+            for _ in range(lines):
+                mine, reference = ours.readline(), theirs.readline()
+                if mine.rsplit(",", 1)[-1] != reference.rsplit(",", 1)[-1].replace('"', ""):
+                    raise SystemExit(f"{name}: outputs differ: {mine!r} vs {reference!r}")
+        (workdir / name).unlink()
+    print(f"  first {lines:,} predictions of each infer-cli run agree with the reference")
 
 
 def print_startup() -> None:
@@ -263,13 +338,19 @@ def print_startup() -> None:
     )
 
 
-def print_table(rows: int, measured: dict[str, tuple[list[float], int]]) -> None:
+def print_table(name: str, rows: int, measured: dict[str, tuple[list[float], int]]) -> None:
     reference = statistics.median(measured["reference (pyarrow, in memory)"][0])
-    print(f"\n{rows:,} rows, 4 float columns (medians of {len(next(iter(measured.values()))[0])})")
-    print(f"{'tool':34} {'seconds':>9} {'vs reference':>13} {'peak RSS':>10}")
-    for name, (times, peak) in measured.items():
+    naive = measured.get("naive pandas script")
+    naive_median = statistics.median(naive[0]) if naive else float("nan")
+    rounds = len(next(iter(measured.values()))[0])
+    print(f"\n{rows:,} rows, model {name} (medians of {rounds})")
+    print(f"{'tool':34} {'seconds':>9} {'vs reference':>13} {'vs naive':>9} {'peak RSS':>10}")
+    for tool, (times, peak) in measured.items():
         median = statistics.median(times)
-        print(f"{name:34} {median:9.2f} {median / reference:12.2f}x {peak / 1024:7.0f} MiB")
+        print(
+            f"{tool:34} {median:9.2f} {median / reference:12.2f}x {median / naive_median:8.2f}x "
+            f"{peak / 1024:7.0f} MiB"
+        )
 
 
 def load() -> str:

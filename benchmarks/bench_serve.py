@@ -1,17 +1,24 @@
 """Real-time serving: `infer-cli serve` against `mlflow models serve`, same model, same load.
 
-Builds a scaler + logistic regression on four float columns (and, with --models iris, the
-sample iris model), saves it for infer-cli and, through the MLflow virtual environment in a
-subprocess, with `mlflow.sklearn.save_model` (infer-cli itself never imports MLflow). Then
-for each server in turn, several rounds alternating: start it, time how long until `/ping`
-answers 200, and drive single-row JSON `dataframe_split` requests with wrk at 1, 16, 64
-and 256 keep-alive connections. Prints medians over the rounds and ratios to MLflow.
+For each model (a scaler + logistic regression on four floats, and the pipelines `infer-cli
+train` makes from sample_data/: iris, churn with logistic/forest/gbm, reviews, housing), saves
+it three ways: an infer-cli directory, a bare `.joblib` file and, through the MLflow virtual
+environment in a subprocess, an MLflow directory (`mlflow.sklearn.save_model`; infer-cli
+itself never imports MLflow). Then for each server in turn, several rounds in an order that
+rotates from round to round: start it, time how long until `/ping` answers 200, and drive
+single-row JSON `dataframe_split` requests with wrk over keep-alive connections. Servers:
+`mlflow models serve` on the MLflow directory, and `infer-cli serve` on each of the three.
+Prints medians over the rounds, ratios to MLflow and, for a bare file and an MLflow
+directory served by infer-cli, ratios to infer-cli's own directory; then one summary table.
 
-    python benchmarks/bench_serve.py [--seconds 5] [--rounds 3] [--models numeric,iris]
-        [--mlflow-python /work/bench-venv/bin/python] [--json results.json]
+    python benchmarks/bench_serve.py [--seconds 4] [--rounds 3] [--levels 1,16]
+        [--models numeric,iris,churn-auto,churn-forest,churn-gbm,reviews-auto,housing-auto]
+        [--workers2] [--mlflow-python /work/bench-venv/bin/python] [--json results.json]
 
-wrk and the servers share the machine's cores: on a 2-core machine the load generator
-takes a part of the CPU the servers would otherwise have, for every server alike.
+A family is DATA-ALGORITHM, DATA one of iris, churn, reviews, housing and ALGORITHM one of
+`infer-cli train --algorithm`'s. wrk and the servers share the machine's cores: on a 2-core
+machine the load generator takes a part of the CPU the servers would otherwise have, for
+every server alike.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LEVELS = (1, 16, 64, 256)
+LEVELS = (1, 16)
+MODELS = "numeric,iris,churn-auto,churn-forest,churn-gbm,reviews-auto,housing-auto"
+TARGETS = {"iris": "species", "churn": "churned", "reviews": "sentiment", "housing": "price"}
 COLUMNS = ["a", "b", "c", "d"]
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -53,8 +62,8 @@ SAVE_FOR_MLFLOW = """
 import sys, joblib, pandas as pd, mlflow.sklearn
 from mlflow.models import infer_signature
 pipeline = joblib.load(sys.argv[1])
-example = pd.read_json(sys.argv[2], orient="split")
-signature = infer_signature(example, pipeline.predict(example))
+example = pd.read_json(sys.argv[2], orient="split", dtype=False)
+signature = infer_signature(example)
 mlflow.sklearn.save_model(
     pipeline, sys.argv[3], signature=signature, serialization_format="cloudpickle"
 )
@@ -63,10 +72,11 @@ mlflow.sklearn.save_model(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5, help="Load per level and round.")
+    parser.add_argument("--seconds", type=int, default=4, help="Load per level and round.")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds, servers alternating.")
-    parser.add_argument("--models", default="numeric,iris", help="numeric and/or iris.")
+    parser.add_argument("--models", default=MODELS, help="numeric, iris, DATA-ALGORITHM.")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)), help="Connections.")
+    parser.add_argument("--workers2", action="store_true", help="Also infer-cli --workers 2.")
     parser.add_argument("--mlflow-python", default="/work/bench-venv/bin/python")
     parser.add_argument("--json", help="Also write every measurement to this file.")
     args = parser.parse_args()
@@ -77,18 +87,24 @@ def main() -> None:
     results: dict[str, Any] = {"machine": _machine(), "models": {}}
     try:
         for name in args.models.split(","):
-            body, infer_dir, mlflow_dir = _build_model(name, work, args.mlflow_python)
+            body, saved = _build_model(name, work, args.mlflow_python)
             servers = {
-                "mlflow": _mlflow_command(args.mlflow_python, mlflow_dir),
-                "infer-cli": _infer_command(infer_dir, []),
-                "infer-cli --workers 2": _infer_command(infer_dir, ["--workers", "2"]),
+                "mlflow": _mlflow_command(args.mlflow_python, saved["mlflow"]),
+                "infer-cli": _infer_command(saved["directory"], []),
+                "infer-cli, bare .joblib": _infer_command(saved["bare"], []),
+                "infer-cli, MLflow dir": _infer_command(saved["mlflow"], []),
             }
+            if args.workers2:
+                servers["infer-cli --workers 2"] = _infer_command(
+                    saved["directory"], ["--workers", "2"]
+                )
             runs = _measure(servers, body, levels, args.seconds, args.rounds, work)
             results["models"][name] = runs
             _report(name, runs, levels)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_after"] = os.getloadavg()
+    _summary(results["models"], levels)
     print(f"\nload average before {results['machine']['load_before']}, after "
           f"{tuple(round(x, 2) for x in results['machine']['load_after'])}")  # fmt: skip
     if args.json:
@@ -103,8 +119,8 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _build_model(name: str, work: Path, mlflow_python: str) -> tuple[str, Path, Path]:
-    """Fit (or train) the model, save it both ways, and return one request body for it."""
+def _build_model(name: str, work: Path, mlflow_python: str) -> tuple[str, dict[str, Path]]:
+    """Fit (or train) the model, save it three ways, and return one request body for it."""
     import joblib
     import numpy as np
     import pandas as pd
@@ -129,28 +145,34 @@ def _build_model(name: str, work: Path, mlflow_python: str) -> tuple[str, Path, 
             classes=["no", "yes"],
             signature=Signature(tuple(Column(column, "float") for column in COLUMNS)),
         )
-        row = x.head(1)
-    elif name == "iris":
+        rows = x.head(200)
+    else:
         from infer_cli.training import TrainOptions, train
 
-        result = train(pd.read_csv(ROOT / "sample_data/iris.csv"), TrainOptions(target="species"))
+        data, _, algorithm = name.partition("-")
+        if data not in TARGETS:
+            sys.exit(f"bench_serve: unknown model '{name}' (numeric, or DATA-ALGORITHM)")
+        options = TrainOptions(target=TARGETS[data], algorithm=algorithm or "auto")
+        result = train(pd.read_csv(ROOT / f"sample_data/{data}.csv"), options)
         estimator, card = result.estimator, result.card
-        row = pd.read_csv(ROOT / "sample_data/iris_new.csv").head(1)
-    else:
-        sys.exit(f"bench_serve: unknown model '{name}' (numeric or iris)")
-    infer_dir = work / f"{name}-infer-cli"
-    save_model(estimator, card, infer_dir)
-    joblib.dump(estimator, work / f"{name}.joblib")
+        rows = pd.read_csv(ROOT / f"sample_data/{data}_new.csv")
+    saved = {
+        "directory": work / f"{name}-infer-cli",
+        "bare": work / f"{name}.joblib",
+        "mlflow": work / f"{name}-mlflow",
+    }
+    save_model(estimator, card, saved["directory"])
+    joblib.dump(estimator, saved["bare"])
     example = work / f"{name}-example.json"
-    row.to_json(example, orient="split", index=False)
-    mlflow_dir = work / f"{name}-mlflow"
+    rows.to_json(example, orient="split", index=False)
     subprocess.run(
-        [mlflow_python, "-c", SAVE_FOR_MLFLOW, work / f"{name}.joblib", example, mlflow_dir],
+        [mlflow_python, "-c", SAVE_FOR_MLFLOW, saved["bare"], example, saved["mlflow"]],
         check=True,
         capture_output=True,
     )
+    row = rows.head(1)
     body = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
-    return body, infer_dir, mlflow_dir
+    return body, saved
 
 
 def _infer_command(model: Path, extra: list[str]) -> list[str]:
@@ -174,10 +196,12 @@ def _measure(
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT % {"body": body})
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    names = list(servers)
     for round_number in range(rounds):
-        for name, command in servers.items():
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
             print(f"round {round_number + 1}/{rounds}: {name}", file=sys.stderr, flush=True)
-            runs[name].append(_run_server(command, script, levels, seconds, work))
+            runs[name].append(_run_server(servers[name], script, levels, seconds, work))
     return runs
 
 
@@ -255,6 +279,49 @@ def _wrk(script: Path, url: str, connections: int, seconds: int) -> dict[str, An
     return result
 
 
+_MEDIANS: dict[str, dict[tuple[str, int], dict[str, float]]] = {}
+
+
+def _ratio(
+    medians: dict[tuple[str, int], dict[str, float]], server: str, base: str, level: int, key: str
+) -> float:
+    if (server, level) not in medians or (base, level) not in medians:
+        return float("nan")
+    return medians[(server, level)][key] / medians[(base, level)][key]
+
+
+def _summary(models: dict[str, Any], levels: tuple[int, ...]) -> None:
+    """One line per model: infer-cli's figures, a bare file's and an MLflow directory's as
+    ratios to infer-cli's own directory, and MLflow's server with infer-cli's ratio to it."""
+    if 1 not in levels or 16 not in levels:
+        return
+    print("\n### Summary: one worker, single-row JSON requests, medians\n")
+    print(
+        "| model | infer-cli p50 at 1 conn | req/s at 16 | p99 at 16 "
+        "| bare .joblib vs directory (p50, req/s) | MLflow dir vs directory (p50, req/s) "
+        "| mlflow serve p50 / req/s | infer-cli vs mlflow (p50, req/s) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in models:
+        m = _MEDIANS[name]
+        ours1, ours16 = m[("infer-cli", 1)], m[("infer-cli", 16)]
+        cells = [
+            f"{ours1['p50'] / 1000:.2f} ms",
+            f"{ours16['rps']:,.0f}",
+            f"{ours16['p99'] / 1000:.1f} ms",
+        ]
+        for other in ("infer-cli, bare .joblib", "infer-cli, MLflow dir"):
+            p50 = _ratio(m, other, "infer-cli", 1, "p50")
+            rps = _ratio(m, other, "infer-cli", 16, "rps")
+            cells.append(f"{p50:.2f} x, {rps:.2f} x")
+        theirs1, theirs16 = m[("mlflow", 1)], m[("mlflow", 16)]
+        cells.append(f"{theirs1['p50'] / 1000:.2f} ms / {theirs16['rps']:,.0f}")
+        p50 = _ratio(m, "infer-cli", "mlflow", 1, "p50")
+        rps = _ratio(m, "infer-cli", "mlflow", 16, "rps")
+        cells.append(f"{p50:.3f} x, {rps:.1f} x")
+        print(f"| {name} | {' | '.join(cells)} |")
+
+
 def _report(name: str, runs: dict[str, list[dict[str, Any]]], levels: tuple[int, ...]) -> None:
     """A Markdown table of medians over the rounds, with ratios to MLflow."""
     rounds = len(runs["mlflow"])
@@ -277,15 +344,20 @@ def _report(name: str, runs: dict[str, list[dict[str, Any]]], levels: tuple[int,
                 f"| {median['p99'] / 1000:.2f} | {median['rps']:,.0f} | {median['failed']:.0f} "
                 f"| {median['timeout']:.0f} |"
             )
-    print("\n| server | ready in (s) | p50 at 1 conn vs mlflow | req/s at 16 conns vs mlflow |")
-    print("| --- | ---: | ---: | ---: |")
-    base_p50 = medians[("mlflow", 1)]["p50"] if 1 in levels else float("nan")
-    base_rps = medians[("mlflow", 16)]["rps"] if 16 in levels else float("nan")
+    print(
+        "\n| server | ready in (s) | p50 at 1 conn vs mlflow | req/s at 16 conns vs mlflow "
+        "| p50 vs infer-cli's directory | req/s vs infer-cli's directory |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for server, server_runs in runs.items():
         ready = statistics.median(run["ready_seconds"] for run in server_runs)
-        p50 = medians[(server, 1)]["p50"] / base_p50 if 1 in levels else float("nan")
-        rps = medians[(server, 16)]["rps"] / base_rps if 16 in levels else float("nan")
-        print(f"| {server} | {ready:.2f} | {p50:.3f} x | {rps:.1f} x |")
+        cells = [f"{ready:.2f}"]
+        for base in ("mlflow", "infer-cli"):
+            p50 = _ratio(medians, server, base, 1, "p50")
+            rps = _ratio(medians, server, base, 16, "rps")
+            cells += [f"{p50:.3f} x", f"{rps:.2f} x"]
+        print(f"| {server} | {' | '.join(cells)} |")
+    _MEDIANS[name] = medians  # for the summary
     loads = [run["load"] for server_runs in runs.values() for run in server_runs]
     print(f"\n(1-minute load average during the rounds: {min(loads):.2f} to {max(loads):.2f})")
 

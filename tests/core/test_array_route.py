@@ -54,7 +54,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory, mlflow_sklearn: Any) -> Any:
     def paths(data: str, kind: str) -> dict[str, Path]:
         if (data, kind) not in cache:
             frame = pd.read_csv(SAMPLE_DATA / f"{data}.csv")
-            result = train(frame, TrainOptions(target=TARGETS[data], model=kind))
+            result = train(frame, TrainOptions(target=TARGETS[data], algorithm=kind))
             where = root / f"{data}-{kind}"
             save_model(result.estimator, result.card, where / "directory")
             joblib.dump(result.estimator, where / "bare.joblib")
@@ -190,7 +190,7 @@ def test_a_step_it_does_not_know_is_called_with_its_checks(tmp_path: Path) -> No
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MinMaxScaler, OrdinalEncoder
 
-    frame = pd.read_csv(SAMPLE_DATA / "churn.csv")
+    frame = pd.read_csv(SAMPLE_DATA / "churn.csv").dropna()
     features = frame[["tenure_months", "monthly_charges", "contract", "payment_method"]]
     pipeline = Pipeline(
         [
