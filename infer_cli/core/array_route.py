@@ -156,6 +156,20 @@ class Route:
         rows; the route takes the arrays `Signature.arrays` makes of them where it can, else
         the validated frame's columns, as `Model` does.
         """
+        from threadpoolctl import threadpool_limits
+
+        # A few sample rows: a pool of threads costs more than they do (a row's answer does
+        # not depend on how many threads share the rows).
+        with threadpool_limits(1):
+            return self._check(estimator, signature, proba, examples)
+
+    def _check(
+        self,
+        estimator: Any,
+        signature: Signature,
+        proba: bool,
+        examples: Sequence[Mapping[str, Any]],
+    ) -> str | None:
         import pandas as pd
 
         compared = 0

@@ -217,19 +217,21 @@ def _one_hot(encoder: Any, dense_output: bool) -> Transform | None:
         rows = features.shape[0]
         encoded = np.zeros((rows, width), dtype=dtype)
         for column, (table, nan_index) in enumerate(tables):
-            offset = int(offsets[column])
-            for row, value in enumerate(features[:, column].tolist()):
-                try:
-                    index = table.get(value)
-                except TypeError:  # unhashable: scikit-learn reports it
-                    return usual(features)
-                if index is None and nan_index is not None and _is_nan(value):
-                    index = nan_index
-                if index is None:
-                    if encoder.handle_unknown == "error":
-                        return usual(features)  # which raises, naming the category
-                    continue
-                encoded[row, offset + index] = 1
+            values = features[:, column].tolist()
+            try:
+                codes = np.array([table.get(value, -1) for value in values], dtype=np.intp)
+            except TypeError:  # unhashable: scikit-learn reports it
+                return usual(features)
+            unknown = codes < 0
+            if nan_index is not None and unknown.any():
+                for row in np.flatnonzero(unknown).tolist():
+                    if _is_nan(values[row]):
+                        codes[row] = nan_index
+                unknown = codes < 0
+            if encoder.handle_unknown == "error" and unknown.any():
+                return usual(features)  # which raises, naming the category
+            known = np.flatnonzero(~unknown)
+            encoded[known, int(offsets[column]) + codes[known]] = 1
         return encoded
 
     return encode
