@@ -216,7 +216,9 @@ def _columns(model: Model, prepared: list[Prepared]) -> dict[str, Any]:
     for part in prepared:
         if not part.rows:
             continue
-        if isinstance(part.features, np.ndarray):
+        if isinstance(part.features, dict):  # validated columns, already arrays
+            parts.append(part.features)
+        elif isinstance(part.features, np.ndarray):
             names = model.signature.names
             parts.append({name: part.features[:, i] for i, name in enumerate(names)})
         else:
