@@ -233,7 +233,7 @@ def test_info_says_which_route_a_model_takes(saved: Any, tmp_path: Path) -> None
     assert json.loads(loaded.stdout)["route"] == (
         "arrays (direct: OneHotEncoder, SimpleImputer; HistGradientBoostingClassifier: direct)"
     )
-    bare = run_infer_cli("info", "-m", saved("churn", "gbm")["bare"], "--json")
+    bare = run_infer_cli("info", "-m", saved("churn", "gbm")["bare"], "--json", "--route")
     assert json.loads(bare.stdout)["route"] == json.loads(loaded.stdout)["route"]
     # A model whose steps cannot take arrays says why it takes the DataFrame.
     from sklearn.linear_model import LogisticRegression
@@ -245,6 +245,6 @@ def test_info_says_which_route_a_model_takes(saved: Any, tmp_path: Path) -> None
     scaler = StandardScaler().set_output(transform="pandas")
     pipeline = Pipeline([("scale", scaler), ("model", LogisticRegression(max_iter=500))])
     joblib.dump(pipeline.fit(features, frame["species"]), tmp_path / "frames.joblib")
-    shown = run_infer_cli("info", "-m", tmp_path / "frames.joblib")
+    shown = run_infer_cli("info", "-m", tmp_path / "frames.joblib", "--route")
     assert shown.returncode == 0, shown.stderr
     assert "usual (DataFrame: a step set to give DataFrames)" in shown.stderr.decode()
