@@ -428,6 +428,16 @@ def predict(
     proba: Annotated[bool, _option("--proba", None, "Add a proba_<class> column per class.")] = (
         False
     ),
+    precision: Annotated[
+        int | None,
+        _option(
+            "--precision",
+            "N",
+            "Round the probabilities to N decimal places.",
+            default="each exactly the float64 computed",
+            at_least=0,
+        ),
+    ] = None,
     keep: Annotated[
         list[str] | None,
         _option(
@@ -552,6 +562,7 @@ def predict(
         max_columns=max_columns,
         threshold=threshold,
         positive_class=positive_class,
+        precision=precision,
     )
     console = stderr_console(quiet)
     run = PredictRun(

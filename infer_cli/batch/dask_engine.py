@@ -32,7 +32,7 @@ from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
 if TYPE_CHECKING:
     from distributed import Client
 
-INSTALL_HINT = "pip install 'infer-cli[dask]'"
+INSTALL_HINT = "pip install '.[dask]' in infer-cli's checkout (or pip install dask distributed)"
 SUCCESS_MARKER = "_SUCCESS"
 PART_EXTENSIONS = {f: f for f in OUTPUT_FORMATS} | {"mlflow-json": "json"}
 # Long enough for a scheduler on another host to answer, short enough for a typo to show.

@@ -22,6 +22,7 @@ def predict_figures(
     report: Any,
     *,
     model_load: float,
+    scoring: float,
     wall: float,
     paths: dict[str, Any],
     error: BaseException | None = None,
@@ -29,6 +30,8 @@ def predict_figures(
     """The figures of a `predict` run, for the summary table and `--summary-json`.
 
     `report` is the run's `ScoringReport`, or None when it failed before reading any data.
+    Rows per second are over the scoring (reading, predicting and writing), not the model's
+    load, which does not grow with the input.
     """
     status, exit_code, message = "ok", int(ExitCode.OK), None
     if isinstance(error, KeyboardInterrupt):
@@ -53,9 +56,10 @@ def predict_figures(
             "read": round(report.read_seconds if report else 0.0, 4),
             "predict": round(report.predict_seconds if report else 0.0, 4),
             "write": round(report.write_seconds if report else 0.0, 4),
+            "scoring": round(scoring, 4),
             "wall": round(wall, 4),
         },
-        "rows_per_second": round(rows_read / wall) if wall > 0 else None,
+        "rows_per_second": round(rows_read / scoring) if scoring > 0 else None,
         "peak_memory_mib": round(peak_memory_mb(), 1),
         **_cluster_figures(report),
     }
@@ -149,13 +153,14 @@ def run_predict(
                 job = DaskScoring(model, run.options, run.scheduler, bins)
             else:
                 job = BatchScoring(model, run.options, bins)
-            with progress() as on_progress:
+            with progress() as on_progress, stopwatch.phase("scoring"):
                 report = job.run(on_progress)
     except BaseException as exc:
         if run.summary_json:
             figures = predict_figures(
                 job.report if job else None,
                 model_load=stopwatch.phases.get("model load", 0.0),
+                scoring=stopwatch.phases.get("scoring", 0.0),
                 wall=stopwatch.elapsed(),
                 paths=paths,
                 error=exc,
@@ -163,8 +168,9 @@ def run_predict(
             write_json(run.summary_json, figures)
         raise
     figures = predict_figures(
-        report, model_load=stopwatch.phases["model load"], wall=stopwatch.elapsed(), paths=paths
-    )
+        report, model_load=stopwatch.phases["model load"], scoring=stopwatch.phases["scoring"],
+        wall=stopwatch.elapsed(), paths=paths,
+    )  # fmt: skip
     figures.update(drift_figures(check, report.drift))
     if run.summary_json:
         write_json(run.summary_json, figures)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -19,15 +19,16 @@ import pandas as pd
 from ..core.drift import DriftCounts, ProfileBins
 from ..core.model import Model, Predictions, Prepared
 from ..core.profiling import model_columns
-from ..core.signature import NUMERIC_TYPES, Signature
+from ..core.signature import NUMERIC_TYPES
 from ..errors import DataError, SchemaError, UsageError
 from ..tables.atomic import STDIO, atomic_output
 from ..tables.inputs import field_separator, input_format, open_table, output_format
 from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
-from ..tables.readers import Chunk, CsvReader, MalformedRows, TableReader
+from ..tables.readers import Chunk, MalformedRows, TableReader
 from ..tables.writers import DeferredWriter, TableWriter, open_writer
 from .frames import model_frame
+from .hints import delimiter_hint, header_hint
 from .stages import run_stages
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class ScoringOptions:
     skip_bad_rows: bool = False
     rejects: str | None = None
     max_columns: int = MAX_COLUMNS
+    precision: int | None = None
+    """Decimal places the probabilities are rounded to; None: as computed."""
     threshold: float | None = None
     """A binary classifier's decision threshold, over the one saved in its card."""
     positive_class: str | None = None
@@ -123,7 +126,9 @@ class BatchScoring:
         if options.rejects is not None:
             rejects_kind = output_format(options.rejects, None, "--rejects")
         self._check_options()
-        malformed: MalformedRows = "collect" if options.skip_bad_rows else "error"
+        # Malformed records are collected in either mode, so that a failing run names the bad
+        # row that comes first in the file, whether malformed or refused by the model.
+        malformed: MalformedRows = "collect"
         with ExitStack() as stack:
             reader = stack.enter_context(
                 open_table(
@@ -221,7 +226,7 @@ class BatchScoring:
         try:
             validated = signature.validate(header)
         except SchemaError as error:
-            hint = _delimiter_hint(reader) or _header_hint(reader, signature)
+            hint = delimiter_hint(reader) or header_hint(reader, signature)
             raise SchemaError(error.reason + hint, source=reader.source) from None
         self.report.notices.extend(validated.notices)
         keep = list(reader.columns) if self.options.keep is None else list(self.options.keep)
@@ -274,6 +279,8 @@ class BatchScoring:
     def _score(self, chunk: Chunk, frame: pd.DataFrame) -> _Scored:
         assert self._reader is not None and self._plan is not None
         rows_read = chunk.num_rows + len(chunk.malformed)
+        if chunk.malformed and not self.options.skip_bad_rows:
+            self._fail_in_file_order(chunk, frame)
         refused: dict[int, tuple[str | None, str]] = {}
         try:
             predictions = self._predict(frame)
@@ -299,6 +306,25 @@ class BatchScoring:
             )
         output = self._output(kept, frame, predictions)
         return _Scored(rows_read, output, self._rejects(chunk, refused))
+
+    def _fail_in_file_order(self, chunk: Chunk, frame: pd.DataFrame) -> NoReturn:
+        """Raise the first bad row of a chunk that holds a malformed record: a row before it
+        that the model refuses, else the record itself."""
+        assert self._reader is not None
+        bad = chunk.malformed[0]
+        if bad.line is not None:
+            before = np.flatnonzero(
+                [(chunk.line_of(row) or 0) < bad.line for row in range(chunk.num_rows)]
+            )
+            rows = frame.iloc[before].reset_index(drop=True)
+            try:
+                if len(rows):
+                    self._predict(rows)
+            except DataError as error:
+                row, (column, reason) = min(self._refused_rows(rows, error).items())
+                raise self._locate(chunk, int(before[row]), column, reason) from None
+        where = f"line {bad.line}" if bad.line is not None else f"row {chunk.first_row + 1}"
+        raise DataError(f"{self._reader.source}, {where}: {bad.reason}")
 
     def _predict(self, frame: pd.DataFrame) -> Predictions:
         return self.model.predict(frame, proba=self.options.proba, decision=self.decision)
@@ -385,9 +411,10 @@ class BatchScoring:
         label_type = schema.field(PREDICTION_COLUMN).type
         arrays.append(_labels(predictions.values, label_type, self.model.card.classes))
         if self.options.proba and predictions.probabilities is not None:
-            arrays.extend(
-                pa.array(np.ascontiguousarray(column)) for column in predictions.probabilities.T
-            )
+            probabilities = predictions.probabilities
+            if self.options.precision is not None:
+                probabilities = np.round(probabilities, self.options.precision)
+            arrays.extend(pa.array(np.ascontiguousarray(column)) for column in probabilities.T)
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def _rejects(self, chunk: Chunk, refused: dict[int, tuple[str | None, str]]) -> pa.Table | None:
@@ -401,6 +428,8 @@ class BatchScoring:
             f"line {bad.line}: {bad.reason}" if bad.line is not None else bad.reason
             for bad in chunk.malformed
         ]
+        # The rejects are written in file order: malformed records and refused rows merged.
+        lines = [bad.line or 0 for bad in chunk.malformed]
         width = len(schema) - 1
         parts = []
         if chunk.malformed:
@@ -410,6 +439,7 @@ class BatchScoring:
             )
         if refused:
             rows = sorted(refused)
+            lines += [chunk.line_of(row) or chunk.first_row + row for row in rows]
             located = [str(self._locate(chunk, row, *refused[row])) for row in rows]
             source = f"{self._reader.source}, " if self._reader is not None else ""
             located = [text.removeprefix(source) for text in located]
@@ -418,47 +448,14 @@ class BatchScoring:
             parts.append(
                 pa.Table.from_arrays([*columns, pa.array(located, pa.string())], schema=schema)
             )
-        return pa.concat_tables(parts)
+        merged = pa.concat_tables(parts)
+        return merged.take(pa.array(np.argsort(lines, kind="stable")))
 
 
 def _listed(names: list[str], most: int = 20) -> str:
     """Names for a message, the first `most` of them when there are more."""
     shown = ", ".join(names[:most])
     return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
-
-
-def _delimiter_hint(reader: TableReader) -> str:
-    """A hint for the usual cause of a one-column header: another field separator."""
-    if reader.text_columns and len(reader.columns) == 1:
-        found = [mark for mark in (";", "\t", "|") if mark in reader.columns[0]]
-        if found:
-            return f"; is the file separated by {found[0]!r}? try --delimiter {found[0]!r}"
-    return ""
-
-
-def _header_hint(reader: TableReader, signature: Signature) -> str:
-    """A hint for rows given without a header, or JSON given as CSV."""
-    if not isinstance(reader, CsvReader) or not reader.has_header:
-        return ""
-    names = reader.columns
-    if names and names[0].lstrip().startswith(("{", "[")):
-        return "; is this JSON Lines? pass --input-format jsonl"
-    expected = signature.names
-    values = sum(_is_number(name) for name in names) > len(names) / 2
-    if values or (len(names) == len(expected) and not set(names) & set(expected)):
-        return (
-            "; the first line is read as the header: for rows without one, pass --no-header "
-            f"(fields in the model's order: {', '.join(expected)})"
-        )
-    return ""
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _labels(values: np.ndarray, kind: pa.DataType, classes: list[Any] | None) -> pa.Array:

@@ -3,7 +3,9 @@
 pyarrow parses and formats CSV, and numpy computes, without holding the GIL, so the stages
 share the cores. Queues of one item keep only a few chunks in memory. The transform runs on
 the calling thread, where Ctrl-C and SIGTERM arrive; the first error stops every stage and is
-raised to the caller.
+raised to the caller. A read that fails takes its place in the stream, so that an error in an
+item read before it, found later by the transform, is the one raised: errors come in the
+order of the input.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 _DONE = object()
+
+
+class _Failed:
+    """The error that ended the reading, in the place of the item it could not read."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 _POLL_SECONDS = 0.1
 _JOIN_SECONDS = 5.0
 
@@ -41,8 +52,8 @@ def run_stages(
                     return
             _put(inbox, _DONE, stop)
         except BaseException as exc:
-            errors.append(exc)
-            stop.set()
+            if not _put(inbox, _Failed(exc), stop):
+                errors.append(exc)
 
     def drain() -> None:
         try:
@@ -58,6 +69,8 @@ def run_stages(
     writer.start()
     try:
         while (item := _get(inbox, stop)) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
             if not _put(outbox, transform(item), stop):
                 break
         _put(outbox, _DONE, stop)

@@ -14,7 +14,8 @@ from .drift import render_drift
 
 
 def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
-    """The table of a finished `predict` run. Read, predict and write overlap in time."""
+    """The table of a finished `predict` run, and where its rows went. Read, predict and
+    write overlap in time; rows per second are over the scoring, the model's load apart."""
     times = figures["seconds"]
     cluster = []
     if figures.get("engine") == "dask":
@@ -37,13 +38,17 @@ def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
         ("read time", seconds(times["read"])),
         ("predict time", seconds(times["predict"])),
         ("write time", seconds(times["write"])),
+        ("scoring time", seconds(times["scoring"])),
         ("wall time", seconds(times["wall"])),
-        ("rows per second", count(figures["rows_per_second"] or 0)),
+        ("rows per second", f"{count(figures['rows_per_second'] or 0)} (over scoring time)"),
         ("peak memory", f"{figures['peak_memory_mib']:.0f} MiB"),
     ]
     console.print(key_value_table("Scored", rows))
+    output = "stdout" if figures["output"] == "-" else figures["output"]
+    console.print(f"[green]{count(figures['rows_scored'])} rows written to[/] {output}")
     if figures["rows_rejected"] and figures.get("rejects"):
-        console.print(f"[yellow]rejected rows written to[/] {figures['rejects']}")
+        rejected = count(figures["rows_rejected"])
+        console.print(f"[yellow]{rejected} rejected rows written to[/] {figures['rejects']}")
     render_drift(console, figures.get("drift"))
 
 

@@ -77,7 +77,9 @@ _date_cache: list[Any] = [0, "", ""]
 def _refresh_clock() -> None:
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True), time.strftime("%H:%M:%S")]
+        # The access log's date as the Common Log Format writes it: 28/Nov/2026:07:01:18 +0000.
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
+        _date_cache[:] = [now, email.utils.formatdate(now, usegmt=True), stamp]
 
 
 def http_date() -> str:
@@ -85,6 +87,6 @@ def http_date() -> str:
     return str(_date_cache[1])
 
 
-def time_of_day() -> str:
+def log_time() -> str:
     _refresh_clock()
     return str(_date_cache[2])

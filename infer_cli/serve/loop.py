@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .access_log import ACCESS_LOG, log, printable, time_of_day
+from .access_log import ACCESS_LOG, log, log_time, printable
 from .batcher import Batcher
 from .connection import Connection
 from .errors import ClientTimeout, RequestTimeout
@@ -346,7 +346,7 @@ class _Loop:
         if self.options.access_log:
             line = printable(f"{request.method} {request.path}") if request else "-"
             ACCESS_LOG.add(
-                f'{connection.peer} - [{time_of_day()}] "{line}" '
+                f'{connection.peer} - [{log_time()}] "{line}" '
                 f"{reply.status} {len(reply.body)} {elapsed * 1000:.2f}ms"
             )
 

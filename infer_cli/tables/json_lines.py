@@ -27,6 +27,7 @@ from .readers import (
     MalformedRows,
     TableReader,
     check_width,
+    chunks_of,
     file_size,
 )
 
@@ -102,27 +103,16 @@ class JsonLinesReader(TableReader):
                     per_row = size / (table.num_rows + len(malformed))
                     wanted = int(per_row * self._batch_size * 0.95)
                     self._block_size = min(max(wanted, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
-                yield from self._slices(table, first_row, malformed, lines)
+                numbered = _Lines(lines)
+                records = np.arange(table.num_rows)
+                yield from chunks_of(
+                    table, first_row, malformed, numbered, records, self._batch_size
+                )
                 first_row += table.num_rows + len(malformed)
                 block = self._next_block()
                 parsed = None if block is None else self._parse(*block, learn=False)
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{self.source}: cannot read ({exc})") from exc
-
-    def _slices(
-        self, table: pa.Table, first_row: int, malformed: list[MalformedRow], lines: np.ndarray
-    ) -> Iterator[Chunk]:
-        pieces = -(-table.num_rows // self._batch_size)
-        step = max(-(-table.num_rows // pieces), 1) if pieces else 1
-        numbered = _Lines(lines)
-        for start in range(0, max(table.num_rows, 1), step):
-            yield Chunk(
-                table.slice(start, step),
-                first_row + start + (len(malformed) if start else 0),
-                malformed if start == 0 else [],
-                numbered,
-                np.arange(start, min(start + step, table.num_rows)),
-            )
 
     def _next_block(self) -> tuple[bytes, int] | None:
         """The next block of whole lines and the number of its first line; None at the end."""

@@ -106,7 +106,7 @@ class _CsvWriter(TableWriter):
 
         if table.num_rows == 0:
             return
-        table = missing_as_null(table.cast(self.schema)).combine_chunks()
+        table = _floats_positional(missing_as_null(table.cast(self.schema))).combine_chunks()
         quote = [self._needs_quotes(column) for column in table.columns]
         if not any(quote):
             options = pcsv.WriteOptions(
@@ -163,6 +163,28 @@ class _CsvWriter(TableWriter):
     def close(self) -> None:
         if self._gzip is not None:
             self._gzip.close()
+
+
+def _floats_positional(table: pa.Table) -> pa.Table:
+    """Float columns as text in one notation: pyarrow writes the shortest text that reads back
+    as the same float64, but `1.5e-7` beside `0.25`; those few are written out in full."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for index, field in enumerate(table.schema):
+        if not pa.types.is_floating(field.type):
+            continue
+        column = table.column(index)
+        text = pc.cast(column, pa.string())
+        exponent = pc.fill_null(pc.match_substring(text, "e"), False)
+        if pc.any(exponent).as_py():
+            values = column.to_numpy(zero_copy_only=False)
+            fixed = text.to_numpy(zero_copy_only=False)
+            for row in np.flatnonzero(exponent.to_numpy(zero_copy_only=False)):
+                fixed[row] = np.format_float_positional(values[row], unique=True, trim="-")
+            text = pa.chunked_array([pa.array(fixed, pa.string())])
+        table = table.set_column(index, field.name, text)
+    return table
 
 
 def _is_text(kind: pa.DataType) -> bool:

@@ -255,7 +255,7 @@ def test_without_dask_installed_the_error_says_how_to_install_it(tmp_path: Path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.decode() == (
         "infer-cli: error: --engine dask needs Dask and its distributed scheduler: "
-        "pip install 'infer-cli[dask]'\n"
+        "pip install '.[dask]' in infer-cli's checkout (or pip install dask distributed)\n"
     )
 
 

@@ -563,3 +563,58 @@ def test_a_first_chunk_that_fails_writes_nothing_to_stdout(
     assert result.returncode == 3
     assert result.stdout == b""
     assert b"<stdin>, line 1: expected 1 fields, found 2" in result.stderr
+
+
+def test_probabilities_are_written_in_one_notation_and_read_back_exactly(
+    cli: Any, tmp_path: Path
+) -> None:
+    # Far apart classes: some probabilities are tiny, which pyarrow writes as 1.5e-7.
+    features = pd.DataFrame({"a": np.linspace(-20, 20, 41)})
+    estimator = LogisticRegression(C=100).fit(features, features["a"] > 0)
+    joblib.dump(estimator, tmp_path / "far.joblib")
+    features.to_csv(tmp_path / "in.csv", index=False)
+    ok(cli("predict", "-m", tmp_path / "far.joblib", "-i", tmp_path / "in.csv",
+           "-o", tmp_path / "out.csv", "--proba"))  # fmt: skip
+    text = (tmp_path / "out.csv").read_text()
+    assert "e-" not in text and "E-" not in text
+    written = pd.read_csv(tmp_path / "out.csv")[["proba_False", "proba_True"]].to_numpy()
+    assert (written == estimator.predict_proba(features)).all()
+    assert written.min() < 1e-6
+    ok(cli("predict", "-m", tmp_path / "far.joblib", "-i", tmp_path / "in.csv",
+           "-o", tmp_path / "rounded.csv", "--proba", "--precision", "3"))  # fmt: skip
+    rounded = pd.read_csv(tmp_path / "rounded.csv", dtype=str)
+    decimals = rounded["proba_True"].str.partition(".")[2].str.len()
+    assert decimals.max() <= 3 and rounded["proba_True"].iloc[-1] == "1"
+
+
+def test_the_first_bad_row_in_the_file_is_the_one_named(
+    cli: Any, trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    header = ",".join(IRIS_COLUMNS) + "\n"
+    good = "5.1,3.5,1.4,0.2\n"
+    source = tmp_path / "in.csv"
+    # A bad value on line 3 and a record of the wrong width on line 5, in one chunk...
+    source.write_text(header + good + "oops,3.5,1.4,0.2\n" + good + "1,2,3\n" + good)
+    args = ["predict", "-m", trained_models["iris"], "-i", source, "-o", tmp_path / "o.csv"]
+    failed = cli(*args)
+    assert failed.exit_code == 3
+    assert f"{source}, line 3, column 'sepal_length': 'oops' is not a number" in failed.stderr
+    # ...and in chunks of their own, the record read ahead while the value is scored.
+    failed = cli(*args, "--batch-size", "1")
+    assert f"{source}, line 3, column 'sepal_length'" in failed.stderr
+    ok(cli(*args, "--on-bad-rows", "skip", "--rejects", tmp_path / "r.csv"))
+    reasons = pd.read_csv(tmp_path / "r.csv")["reject_reason"].tolist()
+    assert [reason.split(",")[0].split(":")[0] for reason in reasons] == ["line 3", "line 5"]
+
+
+def test_the_summary_counts_rows_per_second_over_scoring_and_says_where_rows_went(
+    cli: Any, trained_models: dict[str, Path], sample_data: Path, tmp_path: Path
+) -> None:
+    result = ok(cli("predict", "-m", trained_models["iris"], "-i", sample_data / "iris_new.csv",
+                    "-o", tmp_path / "o.csv", "--summary-json", tmp_path / "s.json"))  # fmt: skip
+    summary = json.loads((tmp_path / "s.json").read_text())
+    seconds = summary["seconds"]
+    assert seconds["scoring"] <= seconds["wall"] - seconds["model_load"] + 0.01
+    assert summary["rows_per_second"] == round(summary["rows_read"] / seconds["scoring"])
+    rows = len(pd.read_csv(sample_data / "iris_new.csv"))
+    assert f"{rows} rows written to {tmp_path / 'o.csv'}" in " ".join(result.stderr.split())

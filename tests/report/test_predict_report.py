@@ -16,15 +16,18 @@ PATHS = {"model": "m", "input": "in.csv", "output": "out.csv", "rejects": "rejec
 def test_figures_of_a_failed_run_carry_its_status_code_and_counts() -> None:
     report = ScoringReport(rows_read=120, rows_scored=100, rows_rejected=0)
     error = DataError("in.csv, line 121, column 'x': 'a' is not a number")
-    figures = predict_figures(report, model_load=0.5, wall=2.0, paths=PATHS, error=error)
+    figures = predict_figures(
+        report, model_load=0.5, scoring=1.5, wall=2.0, paths=PATHS, error=error
+    )
     assert (figures["status"], figures["exit_code"], figures["error"]) == (
         "failed",
         3,
         "in.csv, line 121, column 'x': 'a' is not a number",
     )
-    assert (figures["rows_read"], figures["rows_per_second"]) == (120, 60)
+    # Over the scoring time: the model's load does not grow with the input.
+    assert (figures["rows_read"], figures["rows_per_second"]) == (120, 80)
     interrupted = predict_figures(
-        None, model_load=0.1, wall=0.2, paths=PATHS, error=KeyboardInterrupt()
+        None, model_load=0.1, scoring=0.0, wall=0.2, paths=PATHS, error=KeyboardInterrupt()
     )
     assert (interrupted["status"], interrupted["exit_code"], interrupted["rows_read"]) == (
         "interrupted",
@@ -33,16 +36,23 @@ def test_figures_of_a_failed_run_carry_its_status_code_and_counts() -> None:
     )
 
 
-def test_summary_table_names_every_figure_and_where_rejects_went() -> None:
+def test_summary_table_names_every_figure_and_where_the_rows_went() -> None:
     report = ScoringReport(rows_read=10, rows_scored=8, rows_rejected=2, read_seconds=1.5)
     console = Console(file=io.StringIO(), width=100)
-    render_predict_summary(console, predict_figures(report, model_load=0.2, wall=3, paths=PATHS))
+    figures = predict_figures(report, model_load=0.2, scoring=2.5, wall=3, paths=PATHS)
+    render_predict_summary(console, figures)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     labels = ["model load time", "rows read", "rows scored", "rows rejected", "read time"]
-    labels += ["predict time", "write time", "wall time", "rows per second", "peak memory"]
+    labels += ["predict time", "write time", "scoring time", "wall time", "rows per second"]
+    labels += ["peak memory"]
     assert all(label in text for label in labels), text
-    assert "1.50 s" in text
-    assert "rejected rows written to rejects.csv" in text
+    assert "1.50 s" in text and "2.50 s" in text
+    assert "4 (over scoring time)" in text
+    assert "8 rows written to out.csv" in text
+    assert "2 rejected rows written to rejects.csv" in text
+    console = Console(file=io.StringIO(), width=100)
+    render_predict_summary(console, {**figures, "output": "-"})
+    assert "8 rows written to stdout" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_progress_bar_only_on_a_terminal() -> None:

@@ -4,6 +4,7 @@ slow clients, `Expect: 100-continue`, HTTP/1.0, oversized heads, time limits, dr
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -197,6 +198,8 @@ def test_control_characters_in_a_path_are_escaped_in_the_access_log(
     server.server_close()
     logged = capsys.readouterr().err
     assert '"GET /\\x1b[2Jx" 404' in logged and "\x1b" not in logged
+    # The date as well as the time of day, as the Common Log Format writes them.
+    assert re.search(r' - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET ', logged)
 
 
 def test_an_idle_connection_is_closed_after_the_read_timeout(
