@@ -533,47 +533,54 @@ def predict(
     debug: DebugOption = False,
 ) -> None:
     """Score a file or a stream: the input rows with a prediction column appended, in chunks."""
-    from .batch import PredictRun, ScoringOptions, run_predict
-    from .errors import DriftDetected
-    from .report import (
-        predict_progress,
-        render_notices,
-        render_predict_summary,
-        stderr_console,
-        write_drift_report,
-    )
-    from .tables import check_delimiter
+    from .core.quick_start import quick_start
 
     if input == "-" and sys.stdin.isatty():
         raise UsageError("no input: give a file with -i, or pipe rows in (cat new.csv | ...)")
-    kept = _split_names(keep)
-    options = ScoringOptions(
-        input=input,
-        output=output,
-        input_format=input_format,
-        output_format=output_format,
-        delimiter=check_delimiter(delimiter),
-        header=not no_header,
-        batch_size=batch_size,
-        proba=proba,
-        keep=None if kept is None else tuple(name for name in kept if name != "none"),
-        skip_bad_rows=on_bad_rows == "skip",
-        rejects=rejects,
-        max_columns=max_columns,
-        threshold=threshold,
-        positive_class=positive_class,
-        precision=precision,
-    )
-    console = stderr_console(quiet)
-    run = PredictRun(
-        options, model, _split_names(trust_types), engine, scheduler, summary_json, tracking_uri,
-        profile, fail_on_drift, drift_report,
-    )  # fmt: skip
-    report, figures = run_predict(
-        run,
-        on_loaded=lambda loaded: render_notices(console, loaded.notices),
-        progress=lambda: predict_progress(console),
-    )
+    # A run of a few rows is mostly imports and the model's load: both go as `serve`'s start.
+    with quick_start() as loaded:
+        from .batch import PredictRun, ScoringOptions, run_predict
+        from .errors import DriftDetected
+        from .report import (
+            predict_progress,
+            render_notices,
+            render_predict_summary,
+            stderr_console,
+            write_drift_report,
+        )
+        from .tables import check_delimiter
+
+        kept = _split_names(keep)
+        options = ScoringOptions(
+            input=input,
+            output=output,
+            input_format=input_format,
+            output_format=output_format,
+            delimiter=check_delimiter(delimiter),
+            header=not no_header,
+            batch_size=batch_size,
+            proba=proba,
+            keep=None if kept is None else tuple(name for name in kept if name != "none"),
+            skip_bad_rows=on_bad_rows == "skip",
+            rejects=rejects,
+            max_columns=max_columns,
+            threshold=threshold,
+            positive_class=positive_class,
+            precision=precision,
+        )
+        console = stderr_console(quiet)
+        run = PredictRun(
+            options, model, _split_names(trust_types), engine, scheduler, summary_json,
+            tracking_uri, profile, fail_on_drift, drift_report,
+        )  # fmt: skip
+
+        def on_loaded(scoring_model: Any) -> None:
+            loaded()
+            render_notices(console, scoring_model.notices)
+
+        report, figures = run_predict(
+            run, on_loaded=on_loaded, progress=lambda: predict_progress(console)
+        )
     render_notices(console, report.notices)
     if drift_report:
         write_drift_report(drift_report, figures)

@@ -7,15 +7,17 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import Model, is_model_uri, load_model, resolve_model_path
 from ..errors import ExitCode, UsageError, exit_code_of
 from ..tables import refuse_aliases, write_json
 from ..timing import Stopwatch, peak_memory_mb
-from .dask_engine import DaskScoring, find_partitions, require_dask
 from .drift import drift_check, drift_figures
 from .scoring import BatchScoring, Progress, ScoringOptions, ScoringReport
+
+if TYPE_CHECKING:
+    from .dask_engine import DaskScoring
 
 
 def predict_figures(
@@ -113,6 +115,10 @@ def run_predict(
     figures. SIGTERM is taken as an interrupt while it runs, so that a stopped run removes
     its temporary files; a failed run still writes its figures to `summary_json`."""
     if run.engine == "dask":
+        # Dask's engine is imported only for it: a run of a few rows on one process is
+        # mostly imports.
+        from .dask_engine import DaskScoring, find_partitions, require_dask
+
         require_dask()
     elif run.scheduler is not None:
         raise UsageError("--scheduler is for --engine dask")

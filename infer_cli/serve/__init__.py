@@ -1,8 +1,7 @@
 """The prediction server: processes and workers, an event loop of HTTP/1.1 connections,
 routes over the model core, the MLflow and Open Inference (V2) codecs, micro-batching.
 
-`run_server` is the `serve` command, its start-up wrapped in `serve.quick_start.quick_start`
-(imported from its module, whose name it shares)."""
+`run_server` is the `serve` command, its start-up wrapped in `core.quick_start.quick_start`."""
 
 from __future__ import annotations
 

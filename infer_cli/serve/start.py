@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.quick_start import quick_start
 from .options import ServeOptions
-from .quick_start import quick_start
 
 if TYPE_CHECKING:
     from .process import ServeSummary

@@ -1,4 +1,4 @@
-"""A server's start-up without the work that buys it nothing.
+"""A start-up without the work that buys it nothing: `serve`'s, and `predict`'s of a few rows.
 
 Loading a model imports scikit-learn, SciPy and pandas, most of the time `serve` takes to
 start, and two parts of that serve no prediction (measured on a 2-core machine, where they

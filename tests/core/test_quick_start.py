@@ -1,4 +1,5 @@
-"""The quick start of `serve`: what it skips changes nothing a prediction or SciPy relies on."""
+"""The quick start of `serve` and `predict`: what it skips changes nothing a prediction or SciPy
+relies on."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from infer_cli.core import load_model
+from infer_cli.core.quick_start import quick_start
 from infer_cli.errors import ModelError
-from infer_cli.serve.quick_start import quick_start
 
 # Run in a fresh interpreter: SciPy must not be imported yet for the quick start to apply.
 PROBE = """
@@ -22,7 +23,7 @@ from infer_cli.core.store import load_model
 
 paused = False
 if sys.argv[2] == "quick":
-    from infer_cli.serve.quick_start import quick_start
+    from infer_cli.core.quick_start import quick_start
 
     with quick_start() as loaded:
         model = load_model(sys.argv[1])
