@@ -503,14 +503,39 @@ def test_json_lines_in_gives_the_same_predictions_as_csv(
     assert scored["prediction"].tolist() == expected_labels(trained_models["iris"], iris_rows)
 
 
-def test_one_row_of_json_from_the_shell(trained_models: dict[str, Path]) -> None:
+# A fresh interpreter: what a one-row run imports, and how, is the point.
+ONE_ROW_PROBE = """
+import gc, json, sys
+from infer_cli.cli import app
+
+app(sys.argv[1:], standalone_mode=False)
+import scipy.stats
+
+print(json.dumps({
+    "dask": "infer_cli.batch.dask_engine" in sys.modules,
+    "scipy_notes": "Array API Standard Support" in (scipy.stats.rankdata.__doc__ or ""),
+    "frozen": gc.get_freeze_count() > 0,
+    "collecting": gc.isenabled(),
+}), file=sys.stderr)
+"""
+
+
+def test_one_row_of_json_from_the_shell_starts_as_serve_does(
+    trained_models: dict[str, Path],
+) -> None:
     row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-    result = run_infer_cli("predict", "-m", trained_models["iris"], "--input-format", "jsonl",
-                           "-q", input=json.dumps(row).encode())  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_ROW_PROBE, "predict", "-m", str(trained_models["iris"]),
+         "--input-format", "jsonl", "-q"],
+        input=json.dumps(row).encode(), capture_output=True, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode() == (
         "sepal_length,sepal_width,petal_length,petal_width,prediction\n5.1,3.5,1.4,0.2,setosa\n"
     )
+    # serve's quick start: SciPy's docstrings left as written, the load's objects frozen.
+    state = json.loads(result.stderr.decode().splitlines()[-1])
+    assert state == {"dask": False, "scipy_notes": False, "frozen": True, "collecting": True}
 
 
 def test_bad_json_lines_name_their_line_and_can_be_set_aside(
