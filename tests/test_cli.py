@@ -133,6 +133,13 @@ def test_train_then_predict_with_the_default_model_directory(
     assert "accuracy" in result.stderr
     assert "Confusion matrix" in result.stderr
     assert json.loads((tmp_path / "model" / "model.json").read_text())["target"] == "churned"
+    # Each phase timed apart, the import of scikit-learn too; in-process, no start-up row.
+    phases = ["read time", "import time", "prepare time", "fit time", "measure time", "save"]
+    assert all(phase in result.stderr for phase in phases), result.stderr
+    assert "start-up time" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("model saved in model/ (model.joblib, sha256 "), last
+    assert last.endswith("): infer-cli predict -m model"), last
 
     result = cli("predict", "-i", sample_data / "churn_new.csv", "-o", "out.csv")
     assert result.exit_code == 0, result.output
@@ -219,6 +226,10 @@ def test_installed_command_trains_and_predicts_through_a_pipe(
         "predict", "--proba", input=(sample_data / "reviews_new.csv").read_bytes(), env=env
     )
     assert scored.returncode == 0, scored.stderr.decode()
+    # The console script counts its wall time from the process's start, and shows the
+    # start-up (interpreter, first imports) apart.
+    for report in (trained.stderr, scored.stderr):
+        assert b"start-up time" in report and b"wall time" in report, report.decode()
     lines = scored.stdout.decode().splitlines()
     assert lines[0] == "review_id,review,prediction,proba_negative,proba_positive"
     assert len(lines) == 1 + len(pd.read_csv(sample_data / "reviews_new.csv"))

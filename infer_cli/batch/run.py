@@ -28,6 +28,7 @@ def predict_figures(
     wall: float,
     paths: dict[str, Any],
     error: BaseException | None = None,
+    start_up: float | None = None,
 ) -> dict[str, Any]:
     """The figures of a `predict` run, for the summary table and `--summary-json`.
 
@@ -54,6 +55,7 @@ def predict_figures(
         "rows_scored": report.rows_scored if report else 0,
         "rows_rejected": report.rows_rejected if report else 0,
         "seconds": {
+            "start_up": None if start_up is None else round(start_up, 4),
             "model_load": round(model_load, 4),
             "read": round(report.read_seconds if report else 0.0, 4),
             "predict": round(report.predict_seconds if report else 0.0, 4),
@@ -170,12 +172,13 @@ def run_predict(
                 wall=stopwatch.elapsed(),
                 paths=paths,
                 error=exc,
+                start_up=stopwatch.start_up,
             )
             write_json(run.summary_json, figures)
         raise
     figures = predict_figures(
         report, model_load=stopwatch.phases["model load"], scoring=stopwatch.phases["scoring"],
-        wall=stopwatch.elapsed(), paths=paths,
+        wall=stopwatch.elapsed(), paths=paths, start_up=stopwatch.start_up,
     )  # fmt: skip
     figures.update(drift_figures(check, report.drift))
     if run.summary_json:

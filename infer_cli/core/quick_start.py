@@ -38,11 +38,16 @@ def quick_start() -> Iterator[Callable[[], None]]:
     sys.meta_path.insert(0, finder)
     collecting = gc.isenabled()
     gc.disable()
+    modules = len(sys.modules)
 
     def loaded() -> None:
         finder.restore()
         if collecting and not gc.isenabled():
-            gc.freeze()
+            # Frozen only when the libraries were imported here: a process that had them
+            # already (a test runner calling commands in turn) would keep, uncollected,
+            # whatever of its own later became garbage.
+            if len(sys.modules) > modules:
+                gc.freeze()
             gc.enable()
 
     try:

@@ -34,6 +34,8 @@ def render_train_report(
     if result.rows_dropped:
         used.insert(1, ("rows without a target (dropped)", count(result.rows_dropped)))
     timings = [(f"{name} time", seconds(value)) for name, value in stopwatch.phases.items()]
+    if stopwatch.start_up is not None:
+        timings.insert(0, ("start-up time", seconds(stopwatch.start_up)))
     timings += [
         ("wall time", seconds(stopwatch.elapsed())),
         ("peak memory", f"{peak_memory_mb():.0f} MiB"),
@@ -42,8 +44,12 @@ def render_train_report(
     parts.extend(metric_tables(result.card.metrics, result.card.task))
     parts.append(key_value_table("Timing", timings))
     console.print(Group(*parts))
-    saved = f"{saved_to.rstrip('/')}/{result.card.model_file}"
-    console.print(f"[green]model saved:[/] {saved} (sha256 {result.card.sha256[:12]})")
+    directory = saved_to.rstrip("/") or "/"
+    console.print(
+        f"[green]model saved in[/] {directory}/ ({result.card.model_file}, sha256 "
+        f"{result.card.sha256[:12]}): infer-cli predict -m {directory}",
+        soft_wrap=True,
+    )
 
 
 def inspection_json(inspection: Inspection) -> dict[str, Any]:

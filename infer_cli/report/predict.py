@@ -31,6 +31,7 @@ def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
     rows = [
         *model,
         *cluster,
+        *([("start-up time", seconds(times["start_up"]))] if times.get("start_up") else []),
         ("model load time", seconds(times["model_load"])),
         ("rows read", count(figures["rows_read"])),
         ("rows scored", count(figures["rows_scored"])),
@@ -45,11 +46,15 @@ def render_predict_summary(console: Console, figures: dict[str, Any]) -> None:
     ]
     console.print(key_value_table("Scored", rows))
     output = "stdout" if figures["output"] == "-" else figures["output"]
-    console.print(f"[green]{count(figures['rows_scored'])} rows written to[/] {output}")
+    console.print(f"[green]{_rows(figures['rows_scored'])} written to[/] {output}")
     if figures["rows_rejected"] and figures.get("rejects"):
-        rejected = count(figures["rows_rejected"])
-        console.print(f"[yellow]{rejected} rejected rows written to[/] {figures['rejects']}")
+        rejected = _rows(figures["rows_rejected"], "rejected ")
+        console.print(f"[yellow]{rejected} written to[/] {figures['rejects']}")
     render_drift(console, figures.get("drift"))
+
+
+def _rows(number: int, kind: str = "") -> str:
+    return f"{count(number)} {kind}{'row' if number == 1 else 'rows'}"
 
 
 @contextmanager

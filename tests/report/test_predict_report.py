@@ -50,9 +50,13 @@ def test_summary_table_names_every_figure_and_where_the_rows_went() -> None:
     assert "4 (over scoring time)" in text
     assert "8 rows written to out.csv" in text
     assert "2 rejected rows written to rejects.csv" in text
+    assert "start-up time" not in text  # not measured: not shown
     console = Console(file=io.StringIO(), width=100)
-    render_predict_summary(console, {**figures, "output": "-"})
-    assert "8 rows written to stdout" in console.file.getvalue()  # type: ignore[attr-defined]
+    one_row = {**figures, "output": "-", "rows_scored": 1}
+    render_predict_summary(console, {**one_row, "seconds": {**figures["seconds"], "start_up": 0.4}})
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "1 row written to stdout" in text
+    assert "start-up time" in text and "400.0 ms" in text
 
 
 def test_progress_bar_only_on_a_terminal() -> None:
