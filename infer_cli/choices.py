@@ -16,6 +16,7 @@ OutputFormat = Literal["csv", "csv.gz", "tsv", "parquet", "jsonl", "mlflow-json"
 Algorithm = Literal["auto", "logistic", "forest", "gbm", "linear", "ridge"]
 Task = Literal["auto", "classification", "regression"]
 ModelFormat = Literal["joblib", "skops"]
+LogFormat = Literal["parquet", "jsonl"]
 
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 BAD_ROWS: tuple[BadRows, ...] = get_args(BadRows)
@@ -24,6 +25,7 @@ OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
 TASKS: tuple[Task, ...] = get_args(Task)
 MODEL_FORMATS: tuple[ModelFormat, ...] = get_args(ModelFormat)
+LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
 
 CLASSIFIERS: tuple[Algorithm, ...] = ("logistic", "forest", "gbm")
 REGRESSORS: tuple[Algorithm, ...] = ("linear", "ridge", "forest", "gbm")

@@ -26,6 +26,7 @@ from .choices import (
     BAD_ROWS,
     ENGINES,
     INPUT_FORMATS,
+    LOG_FORMATS,
     MODEL_FORMATS,
     OUTPUT_FORMATS,
     TASKS,
@@ -33,6 +34,7 @@ from .choices import (
     BadRows,
     Engine,
     InputFormat,
+    LogFormat,
     ModelFormat,
     OutputFormat,
     Task,
@@ -912,6 +914,47 @@ def serve(
         str | None,
         _option("--tls-client-ca", "FILE", "Require client certificates signed by these PEM CAs."),
     ] = None,
+    log_predictions: Annotated[
+        str | None,
+        _option(
+            "--log-predictions",
+            "DIR",
+            "Record every scored row (request id, time, model, inputs, prediction, latency) "
+            "in files in DIR, each renamed into place once complete.",
+        ),
+    ] = None,
+    log_format: Annotated[
+        LogFormat,
+        _option("--log-format", listed(LOG_FORMATS), "Format of the prediction log's files."),
+    ] = "parquet",
+    log_rotate_mb: Annotated[
+        float,
+        _option(
+            "--log-rotate-mb",
+            "MB",
+            "Start a new log file past this size, in MiB.",
+            callback=_positive,
+        ),
+    ] = 64.0,
+    log_rotate_seconds: Annotated[
+        float,
+        _option(
+            "--log-rotate-seconds",
+            "SECONDS",
+            "Start a new log file after this long.",
+            callback=_positive,
+        ),
+    ] = 300.0,
+    log_queue_rows: Annotated[
+        int,
+        _option(
+            "--log-queue-rows",
+            "N",
+            "Most rows waiting to be written; beyond, rows are dropped and counted (never "
+            "requests).",
+            at_least=1,
+        ),
+    ] = 100_000,
     profile: ProfileOption = None,
     tracking_uri: TrackingUriOption = None,
     trust_types: TrustTypesOption = None,
@@ -940,6 +983,11 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
+        log_predictions=log_predictions,
+        log_format=log_format,
+        log_rotate_mb=log_rotate_mb,
+        log_rotate_seconds=log_rotate_seconds,
+        log_queue_rows=log_queue_rows,
     )
     summary = run_server(
         model, host=host, port=port, workers=workers, reload=reload, options=options,

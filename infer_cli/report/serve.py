@@ -111,6 +111,15 @@ def render_summary(console: Console, summary: ServeSummary) -> None:
     ]
     if stats.reloads:
         rows.append(("reloads", f"{stats.reloads['ok']} ok, {stats.reloads['failed']} failed"))
+    if stats.log_enabled:
+        logged = stats.log_rows
+        rows.append(
+            (
+                "prediction log",
+                f"{logged['written']:,} rows in {logged['files']:,} files, "
+                f"{logged['dropped']:,} dropped",
+            )
+        )
     console.print(key_value_table("Server stopped", rows))
 
 

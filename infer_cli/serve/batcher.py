@@ -22,6 +22,20 @@ from typing import Generic, TypeVar
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
+Item = TypeVar("Item")
+
+
+def split_by_rows(items: list[Item], rows: Callable[[Item], int], most: int) -> list[list[Item]]:
+    """Split a batch into model calls of at most `most` rows (a bigger item alone), in order."""
+    calls: list[list[Item]] = []
+    total = most
+    for item in items:
+        if total + rows(item) > most:
+            calls.append([])
+            total = 0
+        calls[-1].append(item)
+        total += rows(item)
+    return calls
 
 
 class Batcher(Generic[Job, Result]):

@@ -24,7 +24,15 @@ from .access_log import ACCESS_LOG, log, log_time, printable
 from .batcher import Batcher
 from .connection import Connection
 from .errors import ClientTimeout, RequestTimeout
-from .messages import Reply, Request, body_length, encode_reply, parse_head, take_head
+from .messages import (
+    Reply,
+    Request,
+    body_length,
+    encode_reply,
+    parse_head,
+    take_head,
+    with_request_id,
+)
 from .options import ServeOptions
 from .routes import App, Job, error_reply
 from .tls import WOULD_BLOCK, handshake, pending, wrap
@@ -306,7 +314,7 @@ class _Loop:
         del buffer[:length]
         connection.head = None
         connection.since = time.monotonic()
-        return Request(head.method, head.path, head.headers, body)
+        return Request(head.method, head.path, head.headers, body, connection.began)
 
     def _delivered(self, pairs: list[tuple[Job, Reply]]) -> None:
         """The batcher's thread: replies go back to the loop, which owns the sockets."""
@@ -325,7 +333,7 @@ class _Loop:
             if connection is not None and connection.job is job:
                 connection.job = None
                 with self._guard(connection):
-                    self._reply(connection, reply, job.request)
+                    self._reply(connection, with_request_id(reply, job.request_id), job.request)
                     self._next_request(connection)
 
     def _reply(self, connection: Connection, reply: Reply, request: Request | None) -> None:
@@ -456,7 +464,8 @@ class _Loop:
             message = f"no answer within {timeout:g} s; the server is busy"
         else:
             message = f"the model did not answer within {timeout:g} s"
-        self._reply(connection, error_reply(RequestTimeout(message), job.request), job.request)
+        reply = with_request_id(error_reply(RequestTimeout(message), job.request), job.request_id)
+        self._reply(connection, reply, job.request)
         self._next_request(connection)
 
     def _forget(self, connection: Connection, job: Job) -> bool:

@@ -6,6 +6,7 @@ Only what the prediction server needs: a request is a head and a `Content-Length
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ MAX_HEADERS = 100
 SERVER = f"infer-cli/{__version__}"
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+# What a client's X-Request-Id may hold to be kept: ids, UUIDs, trace ids. Anything else (a
+# space, a quote, a control character, 200 characters) is replaced, never written raw.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@~-]{1,128}")
 
 JSON = "application/json"
 
@@ -50,6 +54,8 @@ class Request:
     path: str
     headers: Headers
     body: bytes = b""
+    received: float = 0.0
+    """When its head was read (`time.perf_counter()`); 0 for one that came off no socket."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,20 @@ class Reply:
     body: bytes = b""
     content_type: str = JSON
     headers: tuple[tuple[str, str], ...] = ()
+
+
+def request_id(headers: Headers) -> str:
+    """The client's `X-Request-Id` if it is a sane one, else a new random id (32 hex digits)."""
+    given = headers.get("x-request-id")
+    if given and _SANE_REQUEST_ID.fullmatch(given):
+        return str(given)
+    return os.urandom(16).hex()
+
+
+def with_request_id(reply: Reply, identifier: str) -> Reply:
+    """`reply` carrying `X-Request-Id: identifier`."""
+    headers = (*reply.headers, ("X-Request-Id", identifier))
+    return Reply(reply.status, reply.body, reply.content_type, headers)
 
 
 def take_head(buffer: bytearray) -> bytes | None:

@@ -132,9 +132,8 @@ def _since(began: float) -> float:
 def _bind(config: ServeConfig) -> PredictionServer:
     try:
         options = config.options
+        options.check()
         tls = None
-        if not options.tls_cert and (options.tls_key or options.tls_client_ca):
-            raise UsageError("--tls-key and --tls-client-ca need --tls-cert")
         if options.tls_cert:
             from .tls import server_context
 
@@ -190,6 +189,7 @@ def _drain(server: PredictionServer) -> None:
     """Stop accepting and answer what is in flight; each request's time limits bound the wait."""
     server.shutdown()
     server.socket.close()
+    server.app.close()
     ACCESS_LOG.flush()
 
 

@@ -22,11 +22,13 @@ from ..errors import DataError, InferError, SchemaError
 from . import protocol, tensors
 from .access_log import log
 from .auth import Tokens
+from .batcher import split_by_rows
 from .drift import DriftMonitor
 from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout, Unauthorized
-from .messages import JSON, Reply, Request
+from .messages import JSON, Reply, Request, request_id
 from .options import ServeOptions
 from .payloads import Limits, Payload
+from .prediction_log import LogEntry, PredictionLog
 from .stats import ServeStats
 
 if TYPE_CHECKING:
@@ -56,6 +58,11 @@ class Job:
     """An Open Inference Protocol request, rather than MLflow's `/invocations`."""
     parts: _Parts | None = None
     """How far a large request, scored in parts, has come."""
+    request_id: str = ""
+    """The id its replies carry (`X-Request-Id`) and its rows are logged under."""
+
+    def __post_init__(self) -> None:
+        self.request_id = self.request_id or request_id(self.request.headers)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class _Parts:
     done: int = 0
     size: int = 0
     written: list[protocol.Part] = field(default_factory=list)
+    logged: list[LogEntry] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -103,6 +111,7 @@ class _Scoring:
     proba: bool
     writer: _Writer
     decision: Decision | None = None
+    payload: Payload | None = None
 
     @property
     def needs_proba(self) -> bool:
@@ -128,6 +137,14 @@ class App:
         self.model: Model | None = None
         self.drift = DriftMonitor(self.options.drift_window, self.options.profile)
         self.tokens = Tokens(self.options.auth_token_file, self.options.auth_token)
+        self.prediction_log = PredictionLog.open(
+            self.options, self.stats, lambda job: (model_name(job.model), model_version(job.model))
+        )
+
+    def close(self) -> None:
+        """Write what the prediction log holds, once the server has stopped answering."""
+        if self.prediction_log is not None:
+            self.prediction_log.close()
 
     @property
     def ready(self) -> bool:
@@ -161,14 +178,15 @@ class App:
             except Exception as exc:
                 replies[index] = error_reply(exc, job.request)
         for group in groups.values():
-            for call in _calls(group, self.options.max_batch_rows):
+            rows = self.options.max_batch_rows
+            for call in split_by_rows(group, lambda scoring: scoring.prepared.rows, rows):
                 for scoring, reply in self._score(call, jobs):
                     replies[scoring.index] = reply
         for index in large:
             parts = jobs[index].parts
             assert parts is not None
             try:
-                replies[index] = self._score_part(parts)
+                replies[index] = self._score_part(parts, jobs[index])
             except Exception as exc:
                 replies[index] = error_reply(exc, jobs[index].request)
         return replies
@@ -201,6 +219,8 @@ class App:
                 registry=model.card.source.get("registry") if model else None,
             )
             text += self.drift.prometheus(model, model_name(model) if model else "")
+            if self.prediction_log is not None:
+                text += self.stats.prediction_log_prometheus()
             return Reply(200, text.encode(), PROMETHEUS)
         if path == "/drift":
             _allow(method, "GET")
@@ -311,7 +331,7 @@ class App:
             return model.decision(requested, name=name, origin="the request")
         return model.decision(self.options.threshold, origin="serve --threshold")
 
-    def _score_part(self, parts: _Parts) -> Reply | None:
+    def _score_part(self, parts: _Parts, job: Job) -> Reply | None:
         """Score the next part of a large request; its reply once the last part is scored.
 
         Parts are sized to take about PART_SECONDS each, from how fast the last one went.
@@ -334,12 +354,17 @@ class App:
             predictions.values, predictions.probabilities, decoded.proba, decoded.decision
         )
         parts.written.append(decoded.writer.part(values, probabilities))
+        if (plog := self.prediction_log) is not None:
+            parts.logged.append(plog.entry(job, part, prepared, values, probabilities))
         parts.done = stop
         rate = (stop - start) / max(time.perf_counter() - began, 1e-6)
         parts.size = max(MIN_PART_ROWS, int(rate * PART_SECONDS))
         if stop < payload.rows:
             return None
-        return decoded.writer.body(parts.written)
+        reply = decoded.writer.body(parts.written)
+        if self.prediction_log is not None:
+            self.prediction_log.add(job, parts.logged)
+        return reply
 
     def _score(self, call: list[_Scoring], jobs: list[Job]) -> list[tuple[_Scoring, Reply]]:
         """One estimator call for `call`; if it fails for several requests, each is scored
@@ -361,15 +386,20 @@ class App:
         for scoring in call:
             stop = start + scoring.prepared.rows
             probabilities = predictions.probabilities
+            job = jobs[scoring.index]
             try:
-                reply = scoring.writer.encode(
-                    *scoring.labelled(
-                        predictions.values[start:stop],
-                        None if probabilities is None else probabilities[start:stop],
-                    )
+                values, asked = scoring.labelled(
+                    predictions.values[start:stop],
+                    None if probabilities is None else probabilities[start:stop],
                 )
+                reply = scoring.writer.encode(values, asked)
             except Exception as exc:
-                reply = error_reply(exc, jobs[scoring.index].request)
+                reply = error_reply(exc, job.request)
+            else:
+                if self.prediction_log is not None:
+                    self.prediction_log.record(
+                        job, scoring.payload, scoring.prepared, values, asked
+                    )
             replies.append((scoring, reply))
             start = stop
         return replies
@@ -378,7 +408,9 @@ class App:
 def _prepare(index: int, decoded: _Decoded) -> _Scoring:
     payload = decoded.payload.part()
     prepared = decoded.model.prepare(payload.columns, payload.frame)
-    return _Scoring(index, decoded.model, prepared, decoded.proba, decoded.writer, decoded.decision)
+    return _Scoring(
+        index, decoded.model, prepared, decoded.proba, decoded.writer, decoded.decision, payload
+    )
 
 
 def _labelled(
@@ -389,19 +421,6 @@ def _labelled(
     if decision is not None:
         values = decision.labels(probabilities)
     return values, probabilities if proba else None
-
-
-def _calls(group: list[_Scoring], max_rows: int) -> list[list[_Scoring]]:
-    """Split a group into estimator calls of at most `max_rows` rows (a bigger request alone)."""
-    calls: list[list[_Scoring]] = []
-    rows = max_rows
-    for scoring in group:
-        if rows + scoring.prepared.rows > max_rows:
-            calls.append([])
-            rows = 0
-        calls[-1].append(scoring)
-        rows += scoring.prepared.rows
-    return calls
 
 
 def model_name(model: Model) -> str:

@@ -32,6 +32,10 @@ class ServeStats:
         self.latency_sum = 0.0
         self.batch_sizes: Counter[int] = Counter()
         self.reloads: Counter[str] = Counter()
+        self.log_enabled = False
+        """Whether a prediction log is kept (`serve --log-predictions`)."""
+        self.log_rows: Counter[str] = Counter()
+        """Rows of the prediction log: "written" (in complete files), "dropped"; and "files"."""
 
     def record(self, status: int, seconds: float) -> None:
         """Count one answered request."""
@@ -51,6 +55,10 @@ class ServeStats:
         with self._lock:
             self.reloads[outcome] += 1
 
+    def record_log(self, written: int = 0, dropped: int = 0, files: int = 0) -> None:
+        with self._lock:
+            self.log_rows.update(written=written, dropped=dropped, files=files)
+
     def snapshot(self) -> dict[str, Any]:
         """All counts as a JSON-able dict, for merging across processes."""
         with self._lock:
@@ -61,6 +69,7 @@ class ServeStats:
                 "latency_sum": self.latency_sum,
                 "batch_sizes": {str(k): v for k, v in self.batch_sizes.items()},
                 "reloads": dict(self.reloads),
+                "log": dict(self.log_rows) if self.log_enabled else None,
             }
 
     def merge(self, snapshot: dict[str, Any]) -> None:
@@ -74,6 +83,9 @@ class ServeStats:
             self.latency_sum += snapshot["latency_sum"]
             self.batch_sizes.update({int(k): v for k, v in snapshot["batch_sizes"].items()})
             self.reloads.update(snapshot["reloads"])
+            if snapshot.get("log") is not None:
+                self.log_enabled = True
+                self.log_rows.update(snapshot["log"])
 
     @property
     def requests(self) -> int:
@@ -157,6 +169,24 @@ class ServeStats:
             f"infer_cli_ready {int(ready)}",
         ]
         return "\n".join(lines) + "\n"
+
+    def prediction_log_prometheus(self) -> str:
+        """The prediction log's counts, in the Prometheus text format."""
+        with self._lock:
+            written, dropped = self.log_rows["written"], self.log_rows["dropped"]
+            files = self.log_rows["files"]
+        return (
+            "# HELP infer_cli_prediction_log_rows_total Rows recorded in complete log files.\n"
+            "# TYPE infer_cli_prediction_log_rows_total counter\n"
+            f"infer_cli_prediction_log_rows_total {written}\n"
+            "# HELP infer_cli_prediction_log_dropped_total Rows the prediction log dropped "
+            "(its queue full, or its directory not writable).\n"
+            "# TYPE infer_cli_prediction_log_dropped_total counter\n"
+            f"infer_cli_prediction_log_dropped_total {dropped}\n"
+            "# HELP infer_cli_prediction_log_files_total Prediction log files made whole.\n"
+            "# TYPE infer_cli_prediction_log_files_total counter\n"
+            f"infer_cli_prediction_log_files_total {files}\n"
+        )
 
 
 def _histogram(
