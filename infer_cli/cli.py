@@ -680,12 +680,31 @@ def info(
     epilog=_examples(
         "infer-cli evaluate -m model -i sample_data/churn.csv",
         "infer-cli evaluate -m model -i labelled.csv --threshold 0.3 --json",
+        "infer-cli evaluate --log predictions/ --labels outcomes.csv --on customer_id",
         "infer-cli evaluate -i holdout.csv --choose-threshold 'precision>=0.9' --save",
     ),
 )
 @reporting_errors
 def evaluate(
-    input: Annotated[str, _option("--input -i", "FILE", "Labelled rows (- for stdin).")],
+    input: Annotated[
+        str | None, _option("--input -i", "FILE", "Labelled rows (- for stdin).")
+    ] = None,
+    log: Annotated[
+        str | None,
+        _option(
+            "--log",
+            "DIR",
+            "Instead of --input: the predictions a server logged (serve --log-predictions), "
+            "joined to --labels on --on, measured as they were served.",
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None, _option("--labels", "FILE", "With --log: the labels, keyed by --on.")
+    ] = None,
+    on: Annotated[
+        str | None,
+        _option("--on", "COL", "With --log: the key, request_id or a logged input column."),
+    ] = None,
     model: ModelOption = None,
     target: Annotated[
         str | None,
@@ -719,19 +738,33 @@ def evaluate(
     trust_types: TrustTypesOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Measure a model's quality on a labelled file, streamed as predict streams it."""
-    from .batch import evaluate_file
+    """Measure a model's quality on a labelled file, streamed as predict streams it, or the
+    live model's on the predictions a server logged, once their labels are in."""
+    from .batch import check_log_options, evaluate_file, evaluate_log
     from .report import render_evaluation, render_notices, stderr_console
     from .tables import check_delimiter
 
     console = stderr_console()
-    evaluation = evaluate_file(
-        input, model, target=target, threshold=threshold, positive_class=positive_class,
-        choose=choose_threshold, save=save, delimiter=check_delimiter(delimiter),
-        input_format=input_format, max_columns=max_columns,
-        trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
-        on_loaded=lambda loaded: render_notices(console, loaded.notices),
+    alone = {
+        "--input": input, "--model": model, "--threshold": threshold,
+        "--positive-class": positive_class, "--choose-threshold": choose_threshold,
+        "--save": save, "--tracking-uri": tracking_uri, "--trust-types": trust_types,
+    }  # fmt: skip
+    question = check_log_options(
+        log, labels, on, alone, target=target, input_format=input_format,
+        delimiter=check_delimiter(delimiter), max_columns=max_columns,
     )  # fmt: skip
+    if question is not None:
+        evaluation = evaluate_log(question)
+    else:
+        assert input is not None
+        evaluation = evaluate_file(
+            input, model, target=target, threshold=threshold, positive_class=positive_class,
+            choose=choose_threshold, save=save, delimiter=check_delimiter(delimiter),
+            input_format=input_format, max_columns=max_columns,
+            trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
+            on_loaded=lambda loaded: render_notices(console, loaded.notices),
+        )  # fmt: skip
     render_notices(console, evaluation.notices)
     if json:
         _print_json(evaluation.to_json())

@@ -10,6 +10,7 @@ from .. import lazy_surface
 if TYPE_CHECKING:
     from .dask_engine import DaskScoring, find_partitions, require_dask
     from .evaluation import Evaluation, evaluate, evaluate_file, read_labelled
+    from .log_evaluation import LogQuestion, check_log_options, evaluate_log
     from .profiling import ProfileWritten, write_training_profile
     from .run import PredictRun, predict_figures, run_predict
     from .scoring import BatchScoring, ScoringOptions, ScoringReport
@@ -18,12 +19,15 @@ __all__ = [
     "BatchScoring",
     "DaskScoring",
     "Evaluation",
+    "LogQuestion",
     "PredictRun",
     "ProfileWritten",
     "ScoringOptions",
     "ScoringReport",
+    "check_log_options",
     "evaluate",
     "evaluate_file",
+    "evaluate_log",
     "find_partitions",
     "predict_figures",
     "read_labelled",
@@ -43,6 +47,9 @@ _SURFACE = {
     "evaluate": "evaluation",
     "evaluate_file": "evaluation",
     "read_labelled": "evaluation",
+    "LogQuestion": "log_evaluation",
+    "check_log_options": "log_evaluation",
+    "evaluate_log": "log_evaluation",
     "PredictRun": "run",
     "run_predict": "run",
     "predict_figures": "run",

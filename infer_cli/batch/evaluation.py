@@ -262,10 +262,10 @@ def evaluate(
     evaluation.decision = decision
     evaluation.chosen_by = str(constraint) if constraint is not None else None
     if proba is not None:
-        evaluation.roc_auc = _roc_auc(y_true[known], proba[known], named)
+        evaluation.roc_auc = roc_auc(y_true[known], proba[known], named)
         if binary:
             positive = decision.positive if decision else _positive(classes, positive_class)
-            _add_threshold_view(evaluation, y_true[known], proba[known], named, positive)
+            add_threshold_view(evaluation, y_true[known], proba[known], named, positive)
     return evaluation
 
 
@@ -335,7 +335,7 @@ def _as_labels(target: pd.Series, model: Model) -> np.ndarray:
     return target.to_numpy(dtype=object)
 
 
-def _roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: list[Any]) -> float | None:
+def roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: list[Any]) -> float | None:
     from sklearn.metrics import roc_auc_score
 
     # Undefined when the table holds a single class (scikit-learn warns and answers NaN).
@@ -350,7 +350,7 @@ def _roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: list[Any]) -> float
         return None
 
 
-def _add_threshold_view(
+def add_threshold_view(
     evaluation: Evaluation,
     y_true: np.ndarray,
     proba: np.ndarray,

@@ -151,6 +151,9 @@ class Limits:
     columns: int = 10_000
     text_bytes: int = 512 * 1024 * 1024
     """Text a Parquet body may expand to once its dictionaries are decoded."""
+    every_column: bool = False
+    """Keep the columns the model does not take (an id, for the prediction log), up to
+    `columns`, where they would otherwise be left out."""
 
     def check(self, rows: int | None = None, columns: int | None = None) -> None:
         if rows is not None and rows > self.rows:
@@ -171,7 +174,7 @@ class Reader:
     `by_position`), within `limits`.
 
     Columns the model does not take are left out where a body could make them costly: a
-    record's keys and a Parquet file's columns."""
+    record's keys and a Parquet file's columns (unless `limits.every_column`)."""
 
     names: Sequence[str]
     limits: Limits = field(default_factory=Limits)
@@ -308,6 +311,8 @@ class Reader:
         """The columns of `present` the model reads: its own, or its first ones by position."""
         if self.by_position:
             return list(present[: len(self.names)])
+        if self.limits.every_column:
+            return list(present)
         wanted = set(self.names)
         return [name for name in present if name in wanted]
 

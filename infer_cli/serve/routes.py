@@ -133,6 +133,7 @@ class App:
             rows=self.options.max_rows,
             columns=self.options.max_columns,
             text_bytes=TEXT_PER_BODY_BYTE * self.options.max_body_bytes,
+            every_column=bool(self.options.log_predictions),
         )
         self.model: Model | None = None
         self.drift = DriftMonitor(self.options.drift_window, self.options.profile)
