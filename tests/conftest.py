@@ -126,7 +126,6 @@ def serve() -> Iterator[Server]:
     for server in servers:
         server.shutdown()
         server.server_close()
-        server.app.close()
 
 
 def call(
