@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pytest
@@ -98,6 +98,11 @@ def test_shell_completion_is_offered() -> None:
         (
             ["serve", "--workers", "0"],
             "invalid value for '--workers' / '-w': must be at least 1 (got 0)",
+        ),
+        (["predict", "--threshold", "½"], "invalid value for '--threshold': expected a number"),
+        (
+            ["predict", "--engine", "spark"],
+            "invalid value for '--engine': 'spark' is not one of 'single', 'dask'",
         ),
         (["train", "-t", "y"], "missing option '--input' / '-i'"),
         (["predcit"], "no such command 'predcit' (did you mean 'predict'?)"),
@@ -245,3 +250,25 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.decode().startswith("infer-cli ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["7", " 7 ", "+7", "-2", "1_000", "7.0", "7.5", "1e3", "inf", "nan", "0x10", "", "1__0",
+     "١٢", "7,5", "true", "off", "csv", "CSV"],
+)  # fmt: skip
+def test_option_values_are_read_as_typer_reads_them_without_pydantic(text: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from infer_cli.cli import _reader
+
+    for annotation in (int, float, bool, str, int | None, Literal["csv", "tsv"]):
+        read = _reader(annotation)
+        assert read is not None, annotation
+        try:
+            expected = TypeAdapter(annotation).validate_python(text)
+        except ValidationError:
+            with pytest.raises(ValueError):
+                read(text)
+            continue
+        assert str(read(text)) == str(expected), (annotation, text)
