@@ -22,6 +22,13 @@ NA_STRINGS = (
 
 def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd.DataFrame:
     """The columns the model reads, as pandas; numbers from CSV text parsed by pyarrow."""
+    columns = read_columns(signature, table, from_text=from_text)
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+def read_columns(signature: Signature, table: pa.Table, *, from_text: bool) -> dict[str, Any]:
+    """The columns of `model_frame` before pandas holds them: from text, numpy arrays of
+    float64 (numbers) or objects (strings, None where missing); else pandas Series."""
     if signature.positional:
         names = list(table.column_names[: len(signature.inputs)])
         types = dict.fromkeys(names, "any")
@@ -38,7 +45,7 @@ def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd
             columns[name] = _text_to_numbers(column)
         else:
             columns[name] = text_to_objects(column)
-    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+    return columns
 
 
 def _text_to_numbers(column: pa.ChunkedArray) -> Any:

@@ -63,7 +63,8 @@ def predict_figures(
             "scoring": round(scoring, 4),
             "wall": round(wall, 4),
         },
-        "rows_per_second": round(rows_read / scoring) if scoring > 0 else None,
+        # Over the scoring seconds as written above, so that the figures agree with each other.
+        "rows_per_second": round(rows_read / round(scoring, 4)) if round(scoring, 4) else None,
         "peak_memory_mib": round(peak_memory_mb(), 1),
         **_cluster_figures(report),
     }

@@ -8,7 +8,7 @@ up to date (also when it fails, for a summary of a failed run) and calls a progr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -27,7 +27,7 @@ from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
 from ..tables.readers import Chunk, MalformedRows, TableReader
 from ..tables.writers import DeferredWriter, TableWriter, open_writer
-from .frames import model_frame
+from .frames import read_columns
 from .hints import delimiter_hint, header_hint
 from .stages import run_stages
 
@@ -159,7 +159,7 @@ class BatchScoring:
             # Nothing, not even a header, reaches stdout before the first rows are scored.
             writer: TableWriter = DeferredWriter(open_output, plan.output_schema)
 
-            def score(item: tuple[Chunk, pd.DataFrame]) -> _Scored:
+            def score(item: tuple[Chunk, dict[str, Any]]) -> _Scored:
                 began = time.perf_counter()
                 scored = self._score(*item)
                 self.report.predict_seconds += time.perf_counter() - began
@@ -205,7 +205,7 @@ class BatchScoring:
             [("--output", options.output), ("--rejects", options.rejects)],
         )
 
-    def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, pd.DataFrame]]:
+    def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, dict[str, Any]]]:
         """Chunks with the columns the model reads, made on the reading thread, so that the
         predicting thread only predicts (pyarrow parses the numbers without the GIL)."""
         chunks = iter(reader)
@@ -276,9 +276,21 @@ class BatchScoring:
     def _proba_names(self) -> list[str]:
         return [f"proba_{label}" for label in self.model.card.classes or []]
 
-    def _score(self, chunk: Chunk, frame: pd.DataFrame) -> _Scored:
+    def _score(self, chunk: Chunk, columns: dict[str, Any]) -> _Scored:
         assert self._reader is not None and self._plan is not None
         rows_read = chunk.num_rows + len(chunk.malformed)
+        rows = chunk.table.num_rows
+        if not chunk.malformed and self._reader.text_columns:
+            try:
+                scored = self.model.predict_arrays(
+                    columns, rows, proba=self.options.proba, decision=self.decision
+                )
+            except DataError:
+                scored = None  # scored again below, where the refused rows are found
+            if scored is not None:
+                self._count_drift(columns, scored, rows)
+                return _Scored(rows_read, self._output(chunk.table, columns, scored), None)
+        frame = pd.DataFrame(columns, index=pd.RangeIndex(rows))
         if chunk.malformed and not self.options.skip_bad_rows:
             self._fail_in_file_order(chunk, frame)
         refused: dict[int, tuple[str | None, str]] = {}
@@ -298,14 +310,16 @@ class BatchScoring:
             import pyarrow as pa
 
             kept = kept.filter(pa.array(good))
-        if self._drift_bins is not None and self.report.drift is not None:
+        if self._drift_bins is not None:
             columns = model_columns(self.model.signature, frame)
-            # The training profile holds the model's own labels, not those at a threshold.
-            self.report.drift.observe(
-                self._drift_bins, columns, predictions.model_values, len(frame)
-            )
+            self._count_drift(columns, predictions, len(frame))
         output = self._output(kept, frame, predictions)
         return _Scored(rows_read, output, self._rejects(chunk, refused))
+
+    def _count_drift(self, columns: Mapping[str, Any], predictions: Predictions, rows: int) -> None:
+        if self._drift_bins is not None and self.report.drift is not None:
+            # The training profile holds the model's own labels, not those at a threshold.
+            self.report.drift.observe(self._drift_bins, columns, predictions.model_values, rows)
 
     def _fail_in_file_order(self, chunk: Chunk, frame: pd.DataFrame) -> NoReturn:
         """Raise the first bad row of a chunk that holds a malformed record: a row before it
@@ -329,9 +343,9 @@ class BatchScoring:
     def _predict(self, frame: pd.DataFrame) -> Predictions:
         return self.model.predict(frame, proba=self.options.proba, decision=self.decision)
 
-    def _features(self, table: pa.Table) -> pd.DataFrame:
+    def _features(self, table: pa.Table) -> dict[str, Any]:
         assert self._reader is not None
-        return model_frame(self.model.signature, table, from_text=self._reader.text_columns)
+        return read_columns(self.model.signature, table, from_text=self._reader.text_columns)
 
     def _refused_rows(
         self, frame: pd.DataFrame, error: DataError
@@ -395,7 +409,9 @@ class BatchScoring:
             line=chunk.line_of(row),
         )
 
-    def _output(self, kept: pa.Table, frame: pd.DataFrame, predictions: Predictions) -> pa.Table:
+    def _output(
+        self, kept: pa.Table, columns: Mapping[str, Any], predictions: Predictions
+    ) -> pa.Table:
         import pyarrow as pa
 
         assert self._plan is not None
@@ -406,7 +422,7 @@ class BatchScoring:
             if kind is None:
                 arrays.append(kept[name])
                 continue
-            numbers = pa.array(pd.to_numeric(frame[name], errors="coerce"), from_pandas=True)
+            numbers = pa.array(pd.to_numeric(columns[name], errors="coerce"), from_pandas=True)
             arrays.append(numbers.cast(schema.field(name).type))
         label_type = schema.field(PREDICTION_COLUMN).type
         arrays.append(_labels(predictions.values, label_type, self.model.card.classes))

@@ -184,6 +184,10 @@ def _scaler(scaler: Any) -> Transform | None:
     return standardize
 
 
+_MANY_ROWS = 256
+"""From this many rows on, hashing a column's values in C pays for its fixed cost."""
+
+
 def _one_hot(encoder: Any, dense_output: bool) -> Transform | None:
     """OneHotEncoder over object categories, no dropped or infrequent categories, unknown
     categories ignored (all zeros): a dict lookup per cell, written into a dense matrix
@@ -214,12 +218,24 @@ def _one_hot(encoder: Any, dense_output: bool) -> Transform | None:
             return usual(features)
         if features.ndim != 2 or features.shape[1] != len(tables):
             return usual(features)
+        import pandas as pd
+
         rows = features.shape[0]
         encoded = np.zeros((rows, width), dtype=dtype)
+        cells = encoded.reshape(-1)  # a view: row r, column c is cell r * width + c
         for column, (table, nan_index) in enumerate(tables):
-            values = features[:, column].tolist()
+            values = features[:, column]
             try:
-                codes = np.array([table.get(value, -1) for value in values], dtype=np.intp)
+                if rows < _MANY_ROWS:
+                    codes = np.array([table.get(v, -1) for v in values.tolist()], dtype=np.intp)
+                else:
+                    # Distinct values found by pandas' hashing in C (Python's equality, as
+                    # the dict's), each looked up once; a gap (-1 there) is looked up alone.
+                    positions, distinct = pd.factorize(values)
+                    found = [table.get(value, -1) for value in distinct.tolist()]
+                    codes = np.array([*found, -1], dtype=np.intp)[positions]
+                    for row in np.flatnonzero(positions < 0).tolist():
+                        codes[row] = table.get(values[row], -1)
             except TypeError:  # unhashable: scikit-learn reports it
                 return usual(features)
             unknown = codes < 0
@@ -231,7 +247,7 @@ def _one_hot(encoder: Any, dense_output: bool) -> Transform | None:
             if encoder.handle_unknown == "error" and unknown.any():
                 return usual(features)  # which raises, naming the category
             known = np.flatnonzero(~unknown)
-            encoded[known, int(offsets[column]) + codes[known]] = 1
+            cells[known * width + (int(offsets[column]) + codes[known])] = 1
         return encoded
 
     return encode

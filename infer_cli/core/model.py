@@ -113,6 +113,34 @@ class Model:
             notices=validated.notices,
         )
 
+    def predict_arrays(
+        self,
+        columns: Columns,
+        rows: int,
+        *,
+        proba: bool = False,
+        decision: Decision | None = None,
+    ) -> Predictions | None:
+        """What `predict` gives for the DataFrame of `columns` (rows read from a file: see
+        `Signature.cast_arrays`), without making that DataFrame where the casting needs none;
+        None otherwise (a value to refuse among them, or no rows): then `predict` the frame."""
+        cast = self.signature.cast_arrays(columns, rows) if rows else None
+        if cast is None:
+            return None
+        # A decision threshold labels rows by their probabilities.
+        wanted = proba or decision is not None
+        if wanted and not self.can_predict_proba:
+            raise UsageError(f"the model at {self.path} does not give class probabilities")
+        values, probabilities = self._estimate(cast, wanted)
+        if decision is None:
+            return Predictions(np.asarray(values), probabilities, self.card.classes)
+        return Predictions(
+            decision.labels(probabilities),
+            probabilities if proba else None,
+            self.card.classes,
+            own_values=np.asarray(values),
+        )
+
     def prepare(
         self, columns: dict[str, list[Any]] | None = None, frame: pd.DataFrame | None = None
     ) -> Prepared:

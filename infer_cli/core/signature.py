@@ -165,6 +165,30 @@ class Signature:
             arrays[column.name] = array
         return arrays
 
+    def cast_arrays(
+        self, columns: Mapping[str, np.ndarray], rows: int
+    ) -> dict[str, np.ndarray] | None:
+        """Columns read from a file as arrays (float64 where the text read as numbers, else
+        objects: strings, None where missing) cast as `validate` casts the DataFrame made of
+        them, without making it. None wherever that casting takes pandas or finds a value to
+        refuse: the caller then takes `validate`, which casts and reports.
+        """
+        if self.positional or not self.inputs:
+            return None
+        cast = {}
+        for column in self.inputs:
+            values = columns.get(column.name)
+            if values is None:
+                if column.required:
+                    return None
+                cast[column.name] = _absent(column, rows)
+                continue
+            array = _read_array(values, column) if len(values) == rows else None
+            if array is None:
+                return None
+            cast[column.name] = array
+        return cast
+
     def bad_rows(self, frame: pd.DataFrame) -> list[BadRow]:
         """Every row `validate` would refuse, each once with its first refused value, in order.
 
@@ -244,6 +268,35 @@ def _plain_array(values: Sequence[Any], column: Column) -> np.ndarray | None:
     return None
 
 
+def _read_array(values: np.ndarray, column: Column) -> np.ndarray | None:
+    """One column of `Signature.cast_arrays`, as `_cast` and `_pin` give it; None as there."""
+    if values.dtype == np.float64:
+        if column.dtype == "any":
+            return values
+        if column.dtype not in NUMERIC_TYPES:
+            return None
+        for refused, _ in _number_problems(values, column):
+            if refused.any():
+                return None
+        try:
+            return _pin(values, column, 0)
+        except SchemaError:
+            return None
+    if values.dtype != object or column.numpy_dtype is not None:
+        return None
+    if column.dtype not in ("string", "text", "any"):
+        return None
+    listed = values.tolist()
+    kinds = set(map(type, listed))
+    if not kinds <= {str, type(None)} or (column.dtype == "any" and str not in kinds):
+        return None  # pandas keeps an untyped column of gaps alone as objects, with None
+    if type(None) not in kinds:
+        return values
+    # pandas' string dtype, as `validate` meets it, holds NaN for a gap; text is "" there.
+    missing = "" if column.dtype == "text" else np.nan
+    return np.array([missing if value is None else value for value in listed], dtype=object)
+
+
 def _untyped_array(values: Sequence[Any], kinds: set[type]) -> np.ndarray | None:
     """An untyped column as pandas makes it of a list: whole numbers as int64, numbers with
     fractions or gaps as float64, strings with gaps as objects with pandas' missing value."""
@@ -311,17 +364,24 @@ def _read_numbers(
         numbers = pd.to_numeric(text.where(~blank, None), errors="coerce")
         problems.append(((numbers.isna() & ~blank).to_numpy(), "is not a number"))
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-    if column.dtype == "integer":
-        # A missing value turns a whole column of integers into floats: accept 3.0, refuse 3.5.
-        infinite = np.isinf(values)
-        with np.errstate(invalid="ignore"):
-            fraction = ~np.isnan(values) & ~infinite & (values != np.floor(values))
-        beyond = ~fraction & ((values < -(2.0**63)) | (values >= 2.0**63)) & ~infinite
-        problems.append((infinite, "is not a finite number"))
-        problems.append((fraction, "is not a whole number"))
+    return values, problems + _number_problems(values, column)
+
+
+def _number_problems(values: np.ndarray, column: Column) -> list[tuple[np.ndarray, str]]:
+    """Masks of the floats a column of `column`'s type refuses, each with its reason."""
+    if column.dtype != "integer":
+        return []
+    # A missing value turns a whole column of integers into floats: accept 3.0, refuse 3.5.
+    infinite = np.isinf(values)
+    with np.errstate(invalid="ignore"):
+        fraction = ~np.isnan(values) & ~infinite & (values != np.floor(values))
+    beyond = ~fraction & ((values < -(2.0**63)) | (values >= 2.0**63)) & ~infinite
+    return [
+        (infinite, "is not a finite number"),
+        (fraction, "is not a whole number"),
         # No whole-number column (int64 at most) holds these.
-        problems.append((beyond, "is too large for a whole number"))
-    return values, problems
+        (beyond, "is too large for a whole number"),
+    ]
 
 
 def _cast_category(series: pd.Series) -> np.ndarray:
