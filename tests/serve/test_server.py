@@ -536,15 +536,26 @@ def test_sigterm_drains_an_in_flight_request(tmp_path: Path) -> None:
 
 
 def test_workers_share_the_socket_and_sighup_reloads(
-    model_copy: Callable[[str], Path], trained_models: dict[str, Path], sample_data: Path
+    model_copy: Callable[[str], Path],
+    trained_models: dict[str, Path],
+    sample_data: Path,
+    tmp_path: Path,
 ) -> None:
+    from infer_cli.tables.log_files import read_log
+
     path = model_copy("iris")
-    process, port = _start_serving("-m", path, "--workers", "2")
+    log = tmp_path / "log"
+    process, port = _start_serving("-m", path, "--workers", "2", "--log-predictions", log)
     try:
         rows = _iris_rows(sample_data, 3).to_dict(orient="records")
+        answered = {}
         for _ in range(6):
-            status, document = post_json(port, "/invocations", {"dataframe_records": rows})
+            status, headers, body = call(
+                port, "POST", "/invocations", json.dumps({"dataframe_records": rows}).encode()
+            )
+            document = json.loads(body)
             assert status == 200 and len(document["predictions"]) == 3
+            answered[headers["x-request-id"]] = document["predictions"]
         replacement = load_model(trained_models["iris"])
         replacement.card.training = {"retrained": True}
         new_sha = save_model(replacement.estimator, replacement.card, path).sha256
@@ -563,6 +574,15 @@ def test_workers_share_the_socket_and_sighup_reloads(
     served = re.search(r"requests\s+([\d,]+)", stderr)
     assert served and int(served.group(1).replace(",", "")) >= 6, stderr
     assert stderr.count("reloaded") == 2, "each worker reloads once"
+    # Each worker wrote its own files, named by its pid, and made them whole as it stopped.
+    assert re.search(r"prediction log\s+18 rows in \d+ files, 0 dropped", stderr), stderr
+    table, _ = read_log(log)
+    logged: dict[str, list[str]] = {}
+    for row in table.sort_by([("request_id", "ascending"), ("row", "ascending")]).to_pylist():
+        logged.setdefault(row["request_id"], []).append(row["prediction"])
+    assert logged == answered
+    pids = {name.name.split("-")[2] for name in log.iterdir()}
+    assert str(process.pid) not in pids and not any(p.name.startswith(".") for p in log.iterdir())
 
 
 def test_sigterm_during_worker_start_stops_every_worker(numeric_model: Path) -> None:
