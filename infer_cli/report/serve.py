@@ -48,6 +48,7 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         ),
         ("auth", _auth(options)),
         ("reload", "on SIGHUP" + (_watched(config) if config.reload else "")),
+        *_log_rows(options),
         *_decision_rows(model, config),
         ("ready in", f"{seconds:.2f} s"),
     ]
@@ -75,6 +76,20 @@ def _auth(options: ServeOptions) -> str:
     return (
         "bearer token from " + " and ".join(sources) + "; /ping, /health and /v2/health/live open"
     )
+
+
+def _log_rows(options: ServeOptions) -> list[tuple[str, str]]:
+    """Where the prediction log goes, and when its files are made whole."""
+    if not options.log_predictions:
+        return []
+    return [
+        (
+            "prediction log",
+            f"{options.log_predictions} ({options.log_format}), a file made whole every "
+            f"{options.log_rotate_mb:g} MiB or {options.log_rotate_seconds:g} s; rows beyond "
+            f"{options.log_queue_rows:,} waiting are dropped and counted",
+        )
+    ]
 
 
 def _watched(config: ServeConfig) -> str:
