@@ -926,11 +926,24 @@ def bench(
     epilog=_examples(
         "infer-cli serve -m model",
         "infer-cli serve -m model --host 0.0.0.0 --port 8080 --workers 4 --reload",
+        "infer-cli serve -m churn=models:/churn@champion -m iris=./iris",
     ),
 )
 @reporting_errors
 def serve(
-    model: ModelOption = None,
+    model: Annotated[
+        list[str] | None,
+        _option(
+            "--model -m",
+            "PATH",
+            "Model directory, bare .joblib/.pkl file, or MLflow model URI (models:/NAME/VERSION, "
+            "models:/NAME@ALIAS, models:/NAME/STAGE, models:/NAME/latest, models:/MODEL_ID, "
+            "runs:/RUN_ID/PATH), named as NAME=PATH. Repeat to serve several, each at "
+            "/models/NAME/invocations and /v2/models/NAME; the first is the default, at "
+            "/invocations.",
+            default="$INFER_CLI_MODEL, else ./model; named after its directory or file",
+        ),
+    ] = None,
     host: Annotated[str, _option("--host", "ADDRESS", "Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, _option("--port -p", "N", "Port to listen on (0: any free).", callback=_port_number)
@@ -1085,7 +1098,7 @@ def serve(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Serve the model over HTTP: MLflow's /invocations and the V2 inference protocol."""
+    """Serve one model or several over HTTP: MLflow's /invocations and the V2 protocol."""
     from .report import render_banner, render_summary, stderr_console
     from .serve import ServeOptions, run_server
 
@@ -1114,7 +1127,7 @@ def serve(
         log_queue_rows=log_queue_rows,
     )
     summary = run_server(
-        model, host=host, port=port, workers=workers, reload=reload, options=options,
+        model or [], host=host, port=port, workers=workers, reload=reload, options=options,
         trust_types=_split_names(trust_types), tracking_uri=tracking_uri,
         reload_interval=reload_interval,
         announce=lambda *announced: render_banner(console, *announced),

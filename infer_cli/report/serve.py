@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -11,29 +12,31 @@ from .console import key_value_table
 if TYPE_CHECKING:
     from ..core.model import Model
     from ..serve.options import ServeOptions
-    from ..serve.process import ServeConfig, ServeSummary
+    from ..serve.process import LoadedModel, ServeConfig, ServeSummary
+
+MIB = 1024 * 1024
 
 
-def render_banner(console: Console, model: Model, config: ServeConfig, seconds: float) -> None:
-    """Model, signature, address, workers and limits, once the server answers."""
+def render_banner(
+    console: Console,
+    model: Model,
+    config: ServeConfig,
+    seconds: float,
+    loaded: Sequence[LoadedModel] = (),
+) -> None:
+    """Model (or each model), signature, address, workers and limits, once the server
+    answers; what loading each model cost, when `loaded` says."""
     options = config.options
-    task = model.card.task
-    if model.card.classes:
-        task += f" ({', '.join(str(label) for label in model.card.classes)})"
-    inputs = ", ".join(f"{column.name}: {column.dtype}" for column in model.signature.inputs)
-    registry = model.card.source.get("registry")
-    named = []
-    if registry:
-        where = f"{registry['store']} {registry['tracking_uri']}"
-        named = [("model URI", f"{registry['uri']}: {registry['resolved']}, from {where}")]
+    scheme = "https" if options.tls_cert else "http"
+    if len(loaded) > 1:
+        title = f"Serving {len(loaded)} models"
+        served = _models_rows(loaded)
+    else:
+        title = f"Serving {model.path}"
+        served = _model_rows(model, loaded[0] if loaded else None)
     rows = [
-        (
-            "address",
-            f"{'https' if options.tls_cert else 'http'}://{config.host}:{config.port}/invocations",
-        ),
-        *named,
-        ("model", f"{task}, sha256 {model.card.sha256[:12]}"),
-        ("signature", inputs),
+        ("address", f"{scheme}://{config.host}:{config.port}/invocations"),
+        *served,
         ("workers", f"{config.workers} process(es), one event loop each"),
         (
             "batching",
@@ -52,7 +55,7 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
         *_decision_rows(model, config),
         ("ready in", f"{seconds:.2f} s"),
     ]
-    console.print(key_value_table(f"Serving {model.path}", rows, justify="left"))
+    console.print(key_value_table(title, rows, justify="left"))
     if not config.loopback_only and not options.authenticated:
         console.print(
             f"[yellow]warning:[/] listening on {config.host or 'every interface'} with no auth "
@@ -60,8 +63,64 @@ def render_banner(console: Console, model: Model, config: ServeConfig, seconds: 
             "proxy that authenticates clients, or keep the port closed to other machines.",
             soft_wrap=True,
         )
-    for notice in model.notices:
-        console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+    for each in [entry.model for entry in loaded] if len(loaded) > 1 else [model]:
+        for notice in each.notices:
+            console.print(f"[yellow]note:[/] {notice}", soft_wrap=True)
+
+
+def _model_rows(model: Model, loaded: LoadedModel | None) -> list[tuple[str, str]]:
+    """The one model served: its registry entry, task, hash, signature and load."""
+    registry = model.card.source.get("registry")
+    named = []
+    if registry:
+        where = f"{registry['store']} {registry['tracking_uri']}"
+        named = [("model URI", f"{registry['uri']}: {registry['resolved']}, from {where}")]
+    inputs = ", ".join(f"{column.name}: {column.dtype}" for column in model.signature.inputs)
+    rows = [
+        *named,
+        ("model", f"{_task(model)}, sha256 {model.card.sha256[:12]}"),
+        ("signature", inputs),
+    ]
+    if loaded is not None:
+        rows.append(("loaded", _load(loaded, first=True)))
+    return rows
+
+
+def _models_rows(loaded: Sequence[LoadedModel]) -> list[tuple[str, str]]:
+    """A row per model: its name and route, where it came from, what it is, its load."""
+    rows = []
+    for index, entry in enumerate(loaded):
+        model = entry.model
+        registry = model.card.source.get("registry")
+        source = f"{registry['uri']}: {registry['resolved']}" if registry else str(model.path)
+        route = "/invocations, " if index == 0 else ""
+        rows.append(
+            (
+                f"{entry.name}{' (default)' if index == 0 else ''}",
+                f"{route}/models/{entry.name}/invocations from {source}; {_task(model)}, "
+                f"{len(model.signature.inputs)} input columns, sha256 "
+                f"{model.card.sha256[:12]}; {_load(entry, first=index == 0)}",
+            )
+        )
+    return rows
+
+
+def _task(model: Model) -> str:
+    task = model.card.task
+    if model.card.classes:
+        task += f" ({', '.join(str(label) for label in model.card.classes)})"
+    return task
+
+
+def _load(entry: LoadedModel, first: bool) -> str:
+    """Its load time and the resident memory it added; the first model's includes the
+    libraries its load imported (scikit-learn, pandas), which the others share."""
+    text = f"in {entry.seconds:.2f} s"
+    if entry.resident_bytes is not None:
+        text += f", +{entry.resident_bytes / MIB:.1f} MiB resident"
+        if first:
+            text += " (libraries it imported included)"
+    return text
 
 
 def _auth(options: ServeOptions) -> str:

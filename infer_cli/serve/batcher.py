@@ -7,6 +7,9 @@ previous model call. Before a batch it waits up to `max_delay` seconds, and only
 `arriving()` says requests are still being read: waiting never delays a request that has
 nothing to wait for.
 
+A server keeps a batcher per model (`Batchers`): jobs for different models never share a
+batch, and a model that is slow holds up only its own jobs.
+
 A job may be scored in parts: `process` gives None for a job not finished yet, which goes
 back to the end of the queue, so that a request of a million rows takes its turns between
 the small ones instead of holding the scoring thread for seconds.
@@ -143,3 +146,39 @@ class Batcher(Generic[Job, Result]):
             if remaining <= 0:
                 return
             self._changed.wait(remaining)
+
+
+class Batchers(Generic[Job, Result]):
+    """A batcher per key (the model's name), each on its own thread, made by `make` and
+    started at its key's first job."""
+
+    def __init__(self, key: Callable[[Job], str], make: Callable[[], Batcher[Job, Result]]) -> None:
+        self._key = key
+        self._make = make
+        self._batchers: dict[str, Batcher[Job, Result]] = {}
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Queue each job with its key's batcher, those of one key together."""
+        if not jobs:
+            return
+        keys = [self._key(job) for job in jobs]
+        by_key: dict[str, list[Job]] = {keys[0]: jobs} if len(set(keys)) == 1 else {}
+        for key, job in zip(keys, jobs, strict=True) if not by_key else ():
+            by_key.setdefault(key, []).append(job)
+        for key, keyed in by_key.items():
+            batcher = self._batchers.get(key)
+            if batcher is None:
+                batcher = self._batchers[key] = self._make()
+                batcher.start()
+            batcher.submit(keyed)
+
+    def withdraw(self, job: Job) -> bool:
+        """`Batcher.withdraw` on the job's batcher."""
+        batcher = self._batchers.get(self._key(job))
+        return batcher is not None and batcher.withdraw(job)
+
+    def stop(self, timeout: float) -> None:
+        """Stop every batcher, waiting at most `timeout` seconds in all."""
+        deadline = time.monotonic() + timeout
+        for batcher in self._batchers.values():
+            batcher.stop(max(0.0, deadline - time.monotonic()))

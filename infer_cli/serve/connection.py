@@ -6,8 +6,8 @@ import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .jobs import Job
     from .messages import Head
-    from .routes import Job
 
 
 class Connection:

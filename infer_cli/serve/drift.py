@@ -210,6 +210,21 @@ class DriftMonitor:
         return window
 
 
+class DriftMonitors:
+    """A drift window per model served, by name: each model has its own profile."""
+
+    def __init__(self, size: int = DEFAULT_WINDOW, profile: str | None = None) -> None:
+        self.size = size
+        self.profile = profile
+        self._by_name: dict[str, DriftMonitor] = {}
+
+    def of(self, name: str) -> DriftMonitor:
+        monitor = self._by_name.get(name)
+        if monitor is None:
+            monitor = self._by_name.setdefault(name, DriftMonitor(self.size, self.profile))
+        return monitor
+
+
 def _columns(model: Model, prepared: list[Prepared]) -> dict[str, Any]:
     """The rows of several requests as one array per input column."""
     parts = []

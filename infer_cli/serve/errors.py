@@ -32,6 +32,12 @@ class NotFound(InferError):
     error_code = "ENDPOINT_NOT_FOUND"
 
 
+class ModelNotFound(NotFound):
+    """A request for a model by a name the server serves none under."""
+
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
 class Unauthorized(InferError):
     """A request without an accepted bearer token, to a server that requires one."""
 

@@ -3,8 +3,9 @@
 A thread per connection, as `http.server` has it, spends its time under load waking
 threads and passing the interpreter lock between them: with 256 keep-alive clients its
 p99 latency passed a second. Here one thread accepts, reads and writes every connection
-and answers what needs no model; prediction jobs go to the batcher's scoring thread,
-whose replies come back through a wake-up socket. A connection holds one request at a
+and answers what needs no model; prediction jobs go to their model's batcher, a scoring
+thread per model served (so a slow model holds up only its own requests), whose replies
+come back through a wake-up socket. A connection holds one request at a
 time (pipelined ones wait in its buffer), so its replies go out in order.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from .access_log import ACCESS_LOG, log, log_time, printable
-from .batcher import Batcher
+from .batcher import Batcher, Batchers
 from .connection import Connection
 from .errors import ClientTimeout, RequestTimeout
 from .messages import (
@@ -119,13 +120,16 @@ class _Loop:
         """Connections receiving a body, which a batch may wait for; dropped once they stall."""
         self.accepting = True
         self.listener_paused = False
-        self.batcher: Batcher[Job, Reply] = Batcher(
-            app.answer,
-            self._delivered,
-            lambda job, exc: error_reply(exc, job.request),
-            max_jobs=self.options.max_batch_rows,  # a job holds one row at least
-            max_delay=self.options.max_batch_delay,
-            arriving=self.partial.__len__,
+        self.batchers: Batchers[Job, Reply] = Batchers(
+            lambda job: job.name,
+            lambda: Batcher(
+                app.answer,
+                self._delivered,
+                lambda job, exc: error_reply(exc, job.request),
+                max_jobs=self.options.max_batch_rows,  # a job holds one row at least
+                max_delay=self.options.max_batch_delay,
+                arriving=self.partial.__len__,
+            ),
         )
 
     def wake(self) -> None:
@@ -136,7 +140,6 @@ class _Loop:
     def run(self, stopping: Callable[[], bool]) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, _LISTENER)
         self.selector.register(self.wake_in, selectors.EVENT_READ, _WAKE)
-        self.batcher.start()
         next_sweep = time.monotonic() + SWEEP_SECONDS
         try:
             while self.accepting or self.connections:
@@ -149,12 +152,12 @@ class _Loop:
                     self._sweep(now)
                     next_sweep = now + SWEEP_SECONDS
                 if self.routed:
-                    self.batcher.submit(self.routed)
+                    self.batchers.submit(self.routed)
                     self.routed = []
         finally:
             for connection in list(self.connections):
                 self._close(connection)
-            self.batcher.stop(timeout=1)
+            self.batchers.stop(timeout=1)
             self.selector.close()
             self.wake_in.close()
             self.wake_out.close()
@@ -476,7 +479,7 @@ class _Loop:
         if job in self.routed:
             self.routed.remove(job)
             return True
-        return self.batcher.withdraw(job)
+        return self.batchers.withdraw(job)
 
 
 def _is_open(connection: Connection) -> bool:

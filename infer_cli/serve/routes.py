@@ -6,33 +6,36 @@ estimator call per model and output kind, and encodes each caller's own rows bac
 `error_reply` is the one place an exception becomes an HTTP status and a JSON body.
 
 Endpoints follow MLflow's scoring server (`/ping`, `/health`, `/version`, `/invocations`)
-and the Open Inference Protocol V2 (`/v2/...`); `GET /metrics` is Prometheus text.
+and the Open Inference Protocol V2 (`/v2/...`); `GET /metrics` is Prometheus text. A server
+may serve several models by name (`/models/NAME/invocations`, `/v2/models/NAME/infer`);
+the first is the default, which `/invocations` scores with.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import DataError, InferError, SchemaError
-from . import protocol, tensors
+from . import protocol
 from .access_log import log
 from .auth import Tokens
 from .batcher import split_by_rows
-from .drift import DriftMonitor
+from .drift import DriftMonitors
 from .errors import MethodNotAllowed, NotFound, NotReady, RequestTimeout, Unauthorized
-from .messages import JSON, Reply, Request, request_id
+from .jobs import Decoded, Job, Parts, Scoring, Writer, labelled
+from .messages import JSON, Reply, Request
+from .metrics import prometheus
 from .options import ServeOptions
-from .payloads import Limits, Payload
-from .prediction_log import LogEntry, PredictionLog
+from .payloads import Limits
+from .prediction_log import PredictionLog
+from .served import ServedModels, model_metadata, model_name, model_version
 from .stats import ServeStats
 
 if TYPE_CHECKING:
-    from ..core.model import Model, Predictions, Prepared
+    from ..core.model import Model, Predictions
     from ..core.threshold import Decision
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -48,83 +51,8 @@ TEXT_PER_BODY_BYTE = 8
 """How many bytes of text a Parquet body may decode to per byte it may hold."""
 
 
-@dataclass(eq=False)
-class Job:
-    """A prediction request waiting for the model it was routed to."""
-
-    request: Request
-    model: Model
-    infer: bool
-    """An Open Inference Protocol request, rather than MLflow's `/invocations`."""
-    parts: _Parts | None = None
-    """How far a large request, scored in parts, has come."""
-    request_id: str = ""
-    """The id its replies carry (`X-Request-Id`) and its rows are logged under."""
-
-    def __post_init__(self) -> None:
-        self.request_id = self.request_id or request_id(self.request.headers)
-
-
-@dataclass(frozen=True)
-class _Writer:
-    """How a request's reply is written: its predictions a part at a time (V2 writes the
-    probabilities row-major, `flat`, and the outputs named in `binary` as raw bytes), then
-    the reply around the parts."""
-
-    flat: bool
-    body: Callable[[list[protocol.Part]], Reply]
-    binary: frozenset[str] = frozenset()
-
-    def part(self, values: Any, probabilities: Any) -> protocol.Part:
-        return protocol.encode_part(values, probabilities, flat=self.flat, binary=self.binary)
-
-    def encode(self, values: Any, probabilities: Any) -> Reply:
-        return self.body([self.part(values, probabilities)])
-
-
-@dataclass(eq=False)
-class _Decoded:
-    model: Model
-    payload: Payload
-    proba: bool
-    writer: _Writer
-    decision: Decision | None = None
-
-
-@dataclass(eq=False)
-class _Parts:
-    """A request of more than FIRST_PART_ROWS rows, scored a part per turn of the batcher
-    and its reply written likewise, so that no turn takes long."""
-
-    decoded: _Decoded
-    done: int = 0
-    size: int = 0
-    written: list[protocol.Part] = field(default_factory=list)
-    logged: list[LogEntry] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _Scoring:
-    index: int
-    model: Model
-    prepared: Prepared
-    proba: bool
-    writer: _Writer
-    decision: Decision | None = None
-    payload: Payload | None = None
-
-    @property
-    def needs_proba(self) -> bool:
-        """Whether its rows need the class probabilities: asked for, or to apply a threshold."""
-        return self.proba or self.decision is not None
-
-    def labelled(self, values: Any, probabilities: Any) -> tuple[Any, Any]:
-        """Its rows' labels (by its threshold, if it has one) and the probabilities it asked for."""
-        return _labelled(values, probabilities, self.proba, self.decision)
-
-
 class App:
-    """The server's state and routes: the model served and its counts."""
+    """The server's state and routes: the models served, by name, and their counts."""
 
     def __init__(self, options: ServeOptions | None = None, stats: ServeStats | None = None):
         self.options = options or ServeOptions()
@@ -135,11 +63,13 @@ class App:
             text_bytes=TEXT_PER_BODY_BYTE * self.options.max_body_bytes,
             every_column=bool(self.options.log_predictions),
         )
-        self.model: Model | None = None
-        self.drift = DriftMonitor(self.options.drift_window, self.options.profile)
+        self._models = ServedModels()
+        self.drifts = DriftMonitors(self.options.drift_window, self.options.profile)
         self.tokens = Tokens(self.options.auth_token_file, self.options.auth_token)
         self.prediction_log = PredictionLog.open(
-            self.options, self.stats, lambda job: (model_name(job.model), model_version(job.model))
+            self.options,
+            self.stats,
+            lambda job: (job.name or model_name(job.model), model_version(job.model)),
         )
 
     def close(self) -> None:
@@ -148,8 +78,28 @@ class App:
             self.prediction_log.close()
 
     @property
+    def models(self) -> ServedModels:
+        """The models served, by name, the default first; empty until they are loaded."""
+        return self._models
+
+    @models.setter
+    def models(self, models: dict[str, Model]) -> None:
+        self._models = ServedModels(models)
+
+    @property
+    def model(self) -> Model | None:
+        """The default model: the first one, which `/invocations` scores with."""
+        return next(iter(self.models.values()), None)
+
+    @model.setter
+    def model(self, model: Model | None) -> None:
+        """Serve `model` as the default, under the default's name, or its own if none."""
+        name = next(iter(self.models), model_name(model) if model else "")
+        self.models = {**self.models, name: model} if model else {}
+
+    @property
     def ready(self) -> bool:
-        return self.model is not None
+        return bool(self.models)
 
     def route(self, request: Request) -> Reply | Job:
         """The reply to a request that needs no model call, or the job that will score it."""
@@ -162,7 +112,7 @@ class App:
         """Score a batch of jobs: one reply each, an error reply for a job whose part failed,
         and None for a large request with parts still to score (see `FIRST_PART_ROWS`)."""
         replies: list[Reply | None] = [None] * len(jobs)
-        groups: dict[int, list[_Scoring]] = {}
+        groups: dict[tuple[int, str], list[Scoring]] = {}
         large: list[int] = []
         for index, job in enumerate(jobs):
             try:
@@ -172,9 +122,9 @@ class App:
                         scoring = _prepare(index, decoded)
                         # Probabilities and thresholds are applied per request after the model
                         # call, so every request for a model shares it, whatever it asks.
-                        groups.setdefault(id(scoring.model), []).append(scoring)
+                        groups.setdefault((id(scoring.model), scoring.name), []).append(scoring)
                         continue
-                    job.parts = _Parts(decoded, size=FIRST_PART_ROWS)
+                    job.parts = Parts(decoded, size=FIRST_PART_ROWS)
                 large.append(index)
             except Exception as exc:
                 replies[index] = error_reply(exc, job.request)
@@ -199,11 +149,12 @@ class App:
         method = "GET" if request.method == "HEAD" else request.method
         if path in ("/ping", "/health"):
             _allow(method, "GET")
-            self._current()
+            self.models.default()
             return Reply(200, b"\n")
         if path == "/invocations":
             _allow(method, "POST")
-            return Job(request, self._current(), infer=False)
+            name, model = self.models.default()
+            return Job(request, model, infer=False, name=name)
         if path == "/version":
             _allow(method, "GET")
             # The body stays MLflow's (the server's version); the model's is in a header.
@@ -212,24 +163,38 @@ class App:
             return Reply(200, __version__.encode(), "text/plain; charset=utf-8", named)
         if path == "/metrics":
             _allow(method, "GET")
-            model = self.model
-            text = self.stats.prometheus(
-                model.card.sha256 if model else "",
-                str(model.path) if model else "",
-                self.ready,
-                registry=model.card.source.get("registry") if model else None,
-            )
-            text += self.drift.prometheus(model, model_name(model) if model else "")
+            text = prometheus(self.stats, self.models, self.drifts)
             if self.prediction_log is not None:
                 text += self.stats.prediction_log_prometheus()
             return Reply(200, text.encode(), PROMETHEUS)
         if path == "/drift":
             _allow(method, "GET")
-            model = self._current()
-            return _json(200, self.drift.report(model, model_name(model)))
+            name, model = self.models.default()
+            return _json(200, self.drifts.of(name).report(model, name))
+        if path in ("/models", "/models/"):
+            _allow(method, "GET")
+            return _json(200, self.models.listing())
+        if path.startswith("/models/"):
+            return self._named_route(path, method, request)
         if path.startswith("/v2"):
             return self._v2(path, method, request)
         raise NotFound(f"no endpoint at {path} (try POST /invocations)")
+
+    def _named_route(self, path: str, method: str, request: Request) -> Reply | Job:
+        """`/models/NAME/invocations`, `/models/NAME` (its metadata), `/models/NAME/drift`."""
+        parts = path.split("/")
+        name, model = self.models.named(parts[2])
+        action = parts[3] if len(parts) == 4 else "" if len(parts) == 3 else "/"
+        if action == "invocations":
+            _allow(method, "POST")
+            return Job(request, model, infer=False, name=name)
+        if action == "":
+            _allow(method, "GET")
+            return _json(200, model_metadata(model, name))
+        if action == "drift":
+            _allow(method, "GET")
+            return _json(200, self.drifts.of(name).report(model, name))
+        raise NotFound(f"no endpoint at {path} (try POST /models/{name}/invocations)")
 
     def _v2(self, path: str, method: str, request: Request) -> Reply | Job:
         if path in ("/v2", "/v2/"):
@@ -241,12 +206,13 @@ class App:
         if path == "/v2/health/ready":
             _allow(method, "GET")
             return _json(200 if self.ready else 503, {"ready": self.ready})
+        if path in ("/v2/models", "/v2/models/"):
+            _allow(method, "GET")
+            return _json(200, self.models.listing())
         parts = path.split("/")
         if len(parts) < 4 or parts[2] != "models":
             raise NotFound(f"no endpoint at {path}")
-        model = self._current()
-        if parts[3] != model_name(model):
-            raise NotFound(f"no model named '{parts[3]}' (this server has '{model_name(model)}')")
+        name, model = self.models.named(parts[3])
         if len(parts) >= 6 and parts[4] == "versions":
             if parts[5] != model_version(model):
                 raise NotFound(
@@ -259,22 +225,16 @@ class App:
         action = parts[4] if len(parts) == 5 else ""
         if action == "":
             _allow(method, "GET")
-            return _json(200, model_metadata(model))
+            return _json(200, model_metadata(model, name))
         if action == "ready":
             _allow(method, "GET")
-            return _json(200, {"name": model_name(model), "ready": True})
+            return _json(200, {"name": name, "ready": True})
         if action == "infer":
             _allow(method, "POST")
-            return Job(request, model, infer=True)
+            return Job(request, model, infer=True, name=name)
         raise NotFound(f"no endpoint at {path}")
 
-    def _current(self) -> Model:
-        model = self.model
-        if model is None:
-            raise NotReady("the model is still loading; try again shortly")
-        return model
-
-    def _decode(self, job: Job) -> _Decoded:
+    def _decode(self, job: Job) -> Decoded:
         model, request = job.model, job.request
         content_type = request.headers.get("Content-Type")
         if job.infer:
@@ -286,7 +246,8 @@ class App:
                 request.headers.get(HEADER_LENGTH),
             )
             payload, proba = infer.payload, "predict_proba" in infer.outputs
-            name, version, classes = model_name(model), model_version(model), model.card.classes
+            name = job.name or model_name(model)
+            version, classes = model_version(model), model.card.classes
             decision = self._decision(model, infer.threshold, "parameters: 'threshold'")
             threshold = None if decision is None else decision.threshold
 
@@ -299,7 +260,7 @@ class App:
                 length = ((HEADER_LENGTH, str(len(header))),)
                 return Reply(200, header + binary, protocol.BINARY_TYPE, length)
 
-            writer = _Writer(flat=True, body=body, binary=infer.binary)
+            writer = Writer(flat=True, body=body, binary=infer.binary)
 
         else:
             invocation = protocol.decode_invocation(
@@ -317,13 +278,13 @@ class App:
             def body(parts: list[protocol.Part]) -> Reply:
                 return Reply(200, protocol.predictions_body(parts, classes, threshold))
 
-            writer = _Writer(flat=False, body=body)
+            writer = Writer(flat=False, body=body)
 
         if proba and not model.can_predict_proba:
             raise DataError("this model does not give class probabilities")
         if not payload.rows:
             raise DataError("the request holds no rows")
-        return _Decoded(model, payload, proba, writer, decision)
+        return Decoded(model, payload, proba, writer, decision, job.name)
 
     def _decision(self, model: Model, requested: Any, name: str) -> Decision | None:
         """The request's threshold, else the server's (`serve --threshold`), else the one
@@ -332,7 +293,7 @@ class App:
             return model.decision(requested, name=name, origin="the request")
         return model.decision(self.options.threshold, origin="serve --threshold")
 
-    def _score_part(self, parts: _Parts, job: Job) -> Reply | None:
+    def _score_part(self, parts: Parts, job: Job) -> Reply | None:
         """Score the next part of a large request; its reply once the last part is scored.
 
         Parts are sized to take about PART_SECONDS each, from how fast the last one went.
@@ -350,8 +311,8 @@ class App:
         needs_proba = decoded.proba or decoded.decision is not None
         predictions = model.predict_many([prepared], proba=needs_proba)
         self.stats.record_batch(prepared.rows)
-        self.drift.record(model, [prepared], predictions.values)
-        values, probabilities = _labelled(
+        self.drifts.of(decoded.name).record(model, [prepared], predictions.values)
+        values, probabilities = labelled(
             predictions.values, predictions.probabilities, decoded.proba, decoded.decision
         )
         parts.written.append(decoded.writer.part(values, probabilities))
@@ -367,7 +328,7 @@ class App:
             self.prediction_log.add(job, parts.logged)
         return reply
 
-    def _score(self, call: list[_Scoring], jobs: list[Job]) -> list[tuple[_Scoring, Reply]]:
+    def _score(self, call: list[Scoring], jobs: list[Job]) -> list[tuple[Scoring, Reply]]:
         """One estimator call for `call`; if it fails for several requests, each is scored
         again on its own, so that one bad request fails alone."""
         first = call[0]
@@ -381,7 +342,8 @@ class App:
                 return [(first, error_reply(exc, jobs[first.index].request))]
             return [pair for scoring in call for pair in self._score([scoring], jobs)]
         self.stats.record_batch(sum(scoring.prepared.rows for scoring in call))
-        self.drift.record(first.model, [scoring.prepared for scoring in call], predictions.values)
+        prepared = [scoring.prepared for scoring in call]
+        self.drifts.of(first.name).record(first.model, prepared, predictions.values)
         replies = []
         start = 0
         for scoring in call:
@@ -406,50 +368,13 @@ class App:
         return replies
 
 
-def _prepare(index: int, decoded: _Decoded) -> _Scoring:
+def _prepare(index: int, decoded: Decoded) -> Scoring:
     payload = decoded.payload.part()
     prepared = decoded.model.prepare(payload.columns, payload.frame)
-    return _Scoring(
-        index, decoded.model, prepared, decoded.proba, decoded.writer, decoded.decision, payload
-    )
-
-
-def _labelled(
-    values: Any, probabilities: Any, proba: bool, decision: Decision | None
-) -> tuple[Any, Any]:
-    """A request's labels, by its decision threshold if it has one, and its probabilities if
-    it asked for them (a call shared with other requests may have computed them anyway)."""
-    if decision is not None:
-        values = decision.labels(probabilities)
-    return values, probabilities if proba else None
-
-
-def model_name(model: Model) -> str:
-    """The name a model is served under in V2 paths: its registered name (or logged model
-    id) when it came from an MLflow registry, else its directory or file name."""
-    registry = model.card.source.get("registry")
-    if registry and (registry.get("name") or registry.get("model_id")):
-        return str(registry.get("name") or registry.get("model_id"))
-    return model.path.stem if model.path.is_file() else model.path.name or "model"
-
-
-def model_version(model: Model) -> str:
-    """Its registered version, else the start of its SHA-256."""
-    registry = model.card.source.get("registry")
-    if registry and registry.get("version") is not None:
-        return str(registry["version"])
-    return model.card.sha256[:12]
-
-
-def model_metadata(model: Model) -> dict[str, Any]:
-    """V2 model metadata: the input columns as tensors, and the outputs."""
-    return tensors.model_metadata(
-        model_name(model),
-        model_version(model),
-        [(column.name, column.dtype) for column in model.signature.inputs],
-        model.card.classes if model.is_classifier else None,
-        model.can_predict_proba,
-    )
+    return Scoring(
+        index, decoded.model, prepared, decoded.proba, decoded.writer, decoded.decision,
+        payload, decoded.name,
+    )  # fmt: skip
 
 
 def error_reply(exc: BaseException, request: Request | None = None) -> Reply:
