@@ -336,24 +336,34 @@ class _Loop:
             if connection is not None and connection.job is job:
                 connection.job = None
                 with self._guard(connection):
-                    self._reply(connection, with_request_id(reply, job.request_id), job.request)
+                    reply = with_request_id(reply, job.request_id)
+                    self._reply(connection, reply, job.request, job.name or None)
                     self._next_request(connection)
 
-    def _reply(self, connection: Connection, reply: Reply, request: Request | None) -> None:
+    def _reply(
+        self,
+        connection: Connection,
+        reply: Reply,
+        request: Request | None,
+        model: str | None = None,
+    ) -> None:
+        """Send `reply`, counted for the server and for `model`, the model it was routed to."""
         close = connection.close_after or not self.accepting or connection.said_all
         payload = encode_reply(reply, request, close)
         connection.close_after = close
-        self._record(connection, reply, request)
+        self._record(connection, reply, request, model)
         self._send(connection, payload)
         if not connection.out:
             connection.since = time.monotonic()
             if close:
                 self._end(connection)
 
-    def _record(self, connection: Connection, reply: Reply, request: Request | None) -> None:
+    def _record(
+        self, connection: Connection, reply: Reply, request: Request | None, model: str | None
+    ) -> None:
         elapsed = time.perf_counter() - connection.began if connection.began else 0.0
         connection.began = 0.0
-        self.app.stats.record(reply.status, elapsed)
+        self.app.stats.record(reply.status, elapsed, model)
         if self.options.access_log:
             line = printable(f"{request.method} {request.path}") if request else "-"
             ACCESS_LOG.add(
@@ -468,7 +478,7 @@ class _Loop:
         else:
             message = f"the model did not answer within {timeout:g} s"
         reply = with_request_id(error_reply(RequestTimeout(message), job.request), job.request_id)
-        self._reply(connection, reply, job.request)
+        self._reply(connection, reply, job.request, job.name or None)
         self._next_request(connection)
 
     def _forget(self, connection: Connection, job: Job) -> bool:

@@ -10,15 +10,12 @@ what is in flight, and exit 0.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -202,11 +199,13 @@ def _serve_workers(
     for signum in SIGNALS:
         signal.signal(signum, forward)
     loaded = config.load_all()
+    # Mapped before the fork, so that every worker counts into it and reads the sum.
+    stats = ServeStats([entry.name for entry in loaded], workers=config.workers)
+    stats.log_enabled = bool(config.options.log_predictions)
     on_ready(loaded)
-    reports = Path(tempfile.mkdtemp(prefix="infer-cli-serve-"))
     for number in range(config.workers):
         if not stopping.stop:
-            _fork_worker(server, config, loaded, reports, children, number)
+            _fork_worker(server, config, loaded, stats, children, number)
     while children:
         try:
             pid, status = os.wait()
@@ -217,12 +216,7 @@ def _serve_workers(
         number = children.pop(pid, -1)
         if number >= 0 and not stopping.stop:
             log(f"worker {number} (pid {pid}) exited ({_exit_reason(status)}); starting another")
-            _fork_worker(server, config, loaded, reports, children, number, replacement=True)
-    stats = ServeStats()
-    for report in reports.glob("*.json"):
-        stats.merge(json.loads(report.read_text()))
-        report.unlink()
-    reports.rmdir()
+            _fork_worker(server, config, loaded, stats, children, number, replacement=True)
     return stats
 
 
@@ -230,12 +224,14 @@ def _fork_worker(
     server: PredictionServer,
     config: ServeConfig,
     loaded: list[LoadedModel],
-    reports: Path,
+    stats: ServeStats,
     children: dict[int, int],
     number: int,
     replacement: bool = False,
 ) -> None:
-    """Fork worker `number`, recorded in `children` before a signal can be forwarded."""
+    """Fork worker `number`, recorded in `children` before a signal can be forwarded; it
+    counts into its block of the shared `stats` (a replacement goes on where the dead one
+    stopped)."""
     # Signals wait until the child has its own handlers (it unblocks them in _serve_one)
     # and, here, until the child is in `children`, so a SIGTERM reaches it too.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
@@ -247,9 +243,9 @@ def _fork_worker(
         return
     status = 0
     try:
-        server.app = App(config.options)
-        stats = _serve_one(server, config, loaded, None, replacement, parent)
-        (reports / f"{os.getpid()}.json").write_text(json.dumps(stats.snapshot()))
+        stats.use_slot(number)
+        server.app = App(config.options, stats)
+        _serve_one(server, config, loaded, None, replacement, parent)
     except BaseException as exc:
         log(f"worker {os.getpid()} failed: {exc}")
         status = 1

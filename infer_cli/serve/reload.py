@@ -170,12 +170,12 @@ def reload_model(
         check_decision(new, app.options)
         _check(new)
     except InferError as exc:
-        app.stats.record_reload("failed")
+        app.stats.record_reload("failed", name)
         kept = f"still serving {_served(old)}" if old else "no model served"
         log(f"reload of {path} failed, {kept}: {exc}")
         return False
     except Exception as exc:
-        app.stats.record_reload("failed")
+        app.stats.record_reload("failed", name)
         log(f"reload of {path} failed: {type(exc).__name__}: {exc}")
         return False
     # A card saved over with a new threshold (evaluate --save) keeps the model file's hash.
@@ -185,7 +185,7 @@ def reload_model(
         app.model = new
     else:
         app.models[name] = new
-    app.stats.record_reload("ok")
+    app.stats.record_reload("ok", name)
     before = f" (was {_served(old)})" if old else ""
     decision = new.decision(app.options.threshold, origin="serve --threshold")
     labels = f"; labels at {decision.describe()}" if decision else ""

@@ -164,8 +164,6 @@ class App:
         if path == "/metrics":
             _allow(method, "GET")
             text = prometheus(self.stats, self.models, self.drifts)
-            if self.prediction_log is not None:
-                text += self.stats.prediction_log_prometheus()
             return Reply(200, text.encode(), PROMETHEUS)
         if path == "/drift":
             _allow(method, "GET")
@@ -310,7 +308,7 @@ class App:
             raise SchemaError(error.reason, column=error.column, row=row) from error
         needs_proba = decoded.proba or decoded.decision is not None
         predictions = model.predict_many([prepared], proba=needs_proba)
-        self.stats.record_batch(prepared.rows)
+        self.stats.record_batch(prepared.rows, decoded.name or None)
         self.drifts.of(decoded.name).record(model, [prepared], predictions.values)
         values, probabilities = labelled(
             predictions.values, predictions.probabilities, decoded.proba, decoded.decision
@@ -341,7 +339,7 @@ class App:
             if len(call) == 1:
                 return [(first, error_reply(exc, jobs[first.index].request))]
             return [pair for scoring in call for pair in self._score([scoring], jobs)]
-        self.stats.record_batch(sum(scoring.prepared.rows for scoring in call))
+        self.stats.record_batch(sum(s.prepared.rows for s in call), first.name or None)
         prepared = [scoring.prepared for scoring in call]
         self.drifts.of(first.name).record(first.model, prepared, predictions.values)
         replies = []
