@@ -155,11 +155,13 @@ class ServeStats:
         """Count one model call of `rows` rows."""
         bucket = _BATCHES + bisect.bisect_left(BATCH_BUCKETS, rows)
         with self._lock:
-            for block in (
-                (self._server, self._model(model)) if model is not None else (self._server,)
-            ):
-                block.mine[bucket] += 1
-                block.mine[_BATCH_ROWS] += rows
+            counts = self._server.mine
+            counts[bucket] += 1
+            counts[_BATCH_ROWS] += rows
+            if model is not None:
+                counts = self._model(model).mine
+                counts[bucket] += 1
+                counts[_BATCH_ROWS] += rows
 
     def record_reload(self, outcome: str, model: str | None = None) -> None:
         """Count a hot reload, "ok" or "failed"."""
