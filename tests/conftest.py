@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import typer
+import typer.main
+import typer.testing
 from typer.testing import CliRunner
 
 from infer_cli.cli import app
@@ -57,8 +60,22 @@ def model_copy(trained_models: dict[str, Path], tmp_path: Path) -> Callable[[str
     return copy
 
 
+@pytest.fixture(scope="session")
+def _app_built_once() -> Iterator[None]:
+    """Typer builds the click command from the app anew at every call of its test runner,
+    which costs a test about 0.3 s: build it once."""
+    built = typer.main.get_command(app)
+
+    def command_of(typer_app: typer.Typer) -> Any:
+        return built if typer_app is app else typer.main.get_command(typer_app)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", command_of)
+        yield
+
+
 @pytest.fixture
-def cli() -> Callable[..., object]:
+def cli(_app_built_once: None) -> Callable[..., object]:
     """Run infer-cli in-process through typer's test runner."""
     runner = CliRunner()
 
@@ -177,6 +194,7 @@ from mlflow_stores import (  # noqa: E402, F401
     mlflow_predictions,
     mlflow_server,
     pytest_collection_finish,
+    pytest_collection_modifyitems,
     pytest_sessionfinish,
     server_store,
     sqlite_store,

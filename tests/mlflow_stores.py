@@ -66,6 +66,8 @@ def mlflow_module() -> Iterator[Any]:
         patch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
         patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        if _SERVER.wanted:
+            _SERVER.launch()  # starts while the stores are populated
         import mlflow
         import mlflow.pyfunc
         import mlflow.sklearn
@@ -103,6 +105,7 @@ class _ServerProcess:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
+        self.wanted = False
         self.root = Path()
         self.url = ""
 
@@ -168,8 +171,31 @@ sys.exit(server.returncode)
 _SERVER = _ServerProcess()
 
 
+# The fixtures that import MLflow or build its stores. Under pytest-xdist, every test that
+# uses one runs on the same worker (one xdist group), so MLflow is imported, its stores
+# populated and its server started once, not once per worker.
+MLFLOW_FIXTURES = frozenset(
+    {"mlflow", "mlflow_module", "mlflow_sklearn", "mlflow_predictions", "mlflow_server",
+     "sqlite_store", "file_store", "server_store", "store"}
+)  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's `loadgroup`: MLflow's in one group, the others by
+    file, so that a file's module-scoped fixtures are built once."""
+    for item in items:
+        uses_mlflow = MLFLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        group = "mlflow" if uses_mlflow else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any("server_store" in getattr(item, "fixturenames", ()) for item in session.items):
+    wanted = any("server_store" in getattr(item, "fixturenames", ()) for item in session.items)
+    # A worker of pytest-xdist collects every test but runs only some: the one that imports
+    # MLflow starts the server then (see `mlflow_module`).
+    _SERVER.wanted = wanted
+    if wanted and "PYTEST_XDIST_WORKER" not in os.environ:
         _SERVER.launch()
 
 

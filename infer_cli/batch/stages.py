@@ -30,6 +30,8 @@ class _Failed:
 
 _POLL_SECONDS = 0.1
 _JOIN_SECONDS = 5.0
+# Long enough to parse a block; short, because Ctrl-C on a terminal's idle stdin waits for it.
+_READER_JOIN_SECONDS = 1.0
 
 
 def run_stages(
@@ -82,9 +84,12 @@ def run_stages(
     finally:
         stop.set()
         # Daemon threads cannot hold the process open, and the reader may be blocked on an
-        # idle pipe; the writer is given a moment to finish a write before the caller
-        # removes the file it writes to.
+        # idle pipe, so each is given a moment, not forever: the writer to finish a write
+        # before the caller removes the file it writes to, the reader to leave pyarrow's
+        # C++ code, which aborts the process ("terminate called without an active
+        # exception") when the interpreter shuts down under it.
         writer.join(_JOIN_SECONDS)
+        reader.join(_READER_JOIN_SECONDS)
     if errors:
         raise errors[0]
 

@@ -179,9 +179,10 @@ class Route:
             except Exception:
                 continue  # refused before any model sees it, on either route
             try:
-                usual: tuple[Any, Any] | None = _usual(estimator, frame, proba)
+                usual: tuple[Any, Any] | None
+                expected, usual = _usual(estimator, frame, proba)
             except Exception:
-                usual = None
+                expected, usual = None, None
             rows = len(frame)
             columns = signature.arrays(payload, rows)
             from_frame = columns_of_frame(frame, self.names)
@@ -205,10 +206,8 @@ class Route:
             if difference:
                 return difference
             compared += 1
-            if len(getattr(estimator, "steps", ())) > 1:
-                expected = estimator[:-1].transform(frame)
-                if not _same_features(self.features(columns), expected):
-                    return "the features given to the final estimator differ"
+            if expected is not None and not _same_features(self.features(columns), expected):
+                return "the features given to the final estimator differ"
         return None if compared else "no sample row could be scored"
 
 
@@ -317,9 +316,19 @@ def _hints(estimator: Any) -> dict[str, list[Any]]:
     return hints
 
 
-def _usual(estimator: Any, frame: Any, proba: bool) -> tuple[Any, Any]:
-    values = estimator.predict(frame)
-    return values, estimator.predict_proba(frame) if proba else None
+def _usual(estimator: Any, frame: Any, proba: bool) -> tuple[Any, tuple[Any, Any]]:
+    """The features a pipeline's final step is given (None for a lone estimator), and its
+    answers: `Pipeline.predict` and `predict_proba` transform the frame through the same
+    steps and call the final one, so the frame is transformed once for both and for the
+    features (each transform of a small frame costs milliseconds, paid at every load)."""
+    features = None
+    final = estimator
+    if len(getattr(estimator, "steps", ())) > 1:
+        features = estimator[:-1].transform(frame)
+        final = estimator[-1]
+    given = frame if features is None else features
+    values = final.predict(given)
+    return features, (values, final.predict_proba(given) if proba else None)
 
 
 def _difference(fast: tuple[Any, Any], usual: tuple[Any, Any]) -> str | None:

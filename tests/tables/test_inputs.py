@@ -218,8 +218,9 @@ def test_bad_json_lines_can_be_set_aside(tmp_path: Path) -> None:
     [
         ("t.tsv", b"a\tb\n1\tx\n2\ty\n"),
         ("t.jsonl", b'{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n'),
-        ("t.csv.gz", gzip.compress(b"a,b\n1,x\n2,y\n")),
+        ("t.csv.gz", gzip.compress(b"a,b\n1,x\n2,y\n", mtime=0)),
     ],
+    ids=["tsv", "jsonl", "csv.gz"],
 )
 def test_training_reads_every_text_format(tmp_path: Path, name: str, content: bytes) -> None:
     (tmp_path / name).write_bytes(content)
