@@ -348,7 +348,11 @@ def _line(lines: np.ndarray, number: int | None) -> int | None:
 
 
 def _field_count(row: Any) -> str:
-    return f"expected {row.expected_columns} fields, found {row.actual_columns}"
+    expected, found = row.expected_columns, row.actual_columns
+    message = f"expected {expected} field{'' if expected == 1 else 's'}, found {found}"
+    if found > expected:  # most often a sentence or a number with a comma, unquoted
+        message += ' (quote a value that holds the separator: "a, b")'
+    return message
 
 
 def _show(text: str) -> str:

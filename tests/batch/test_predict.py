@@ -591,7 +591,9 @@ def test_a_first_chunk_that_fails_writes_nothing_to_stdout(
                            input=b"great product, love it\n")  # fmt: skip
     assert result.returncode == 3
     assert result.stdout == b""
-    assert b"<stdin>, line 1: expected 1 fields, found 2" in result.stderr
+    assert b"<stdin>, line 1: expected 1 field, found 2 (quote a value that holds the " in (
+        result.stderr
+    )
 
 
 def test_probabilities_are_written_in_one_notation_and_read_back_exactly(

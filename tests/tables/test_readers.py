@@ -106,7 +106,11 @@ def test_gzip_csv_is_read_like_csv(tmp_path: Path) -> None:
     [
         (b"", "empty.csv: the file is empty (expected a header row)"),
         (b"a,b,a\n1,2,3\n", "empty.csv, line 1: column 'a' appears twice in the header"),
-        (b"a,b\n1,2\n3,4,5\n", "empty.csv, line 3: expected 2 fields, found 3"),
+        (
+            b"a,b\n1,2\n3,4,5\n",
+            "empty.csv, line 3: expected 2 fields, found 3 (quote a value that holds the "
+            'separator: "a, b")',
+        ),
         (b"a,b\n1,2\n3,\xff\n", "empty.csv, line 3: not UTF-8 text"),
     ],
 )
@@ -132,7 +136,11 @@ def test_rows_with_the_wrong_field_count_can_be_collected(tmp_path: Path) -> Non
     assert rows == [{"a": "1", "b": "2"}, {"a": "6\n", "b": "7"}]
     assert [chunk.line_of(i) for chunk in chunks for i in range(chunk.num_rows)] == [2, 4]
     assert [(bad.line, bad.reason) for bad in malformed] == [
-        (3, "expected 2 fields, found 3: '3,4,5'"),
+        (
+            3,
+            'expected 2 fields, found 3 (quote a value that holds the separator: "a, b"): '
+            "'3,4,5'",
+        ),
         (6, "expected 2 fields, found 1: '8'"),
     ]
 
