@@ -20,10 +20,10 @@ from ..choices import INPUT_FORMATS, OUTPUT_FORMATS, InputFormat, OutputFormat, 
 from ..errors import DataError, UsageError
 from .atomic import STDIO
 from .limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
+from .parquet import ParquetReader
 from .readers import (
     CsvReader,
     MalformedRows,
-    ParquetReader,
     TableReader,
     check_limit,
     describe,

@@ -1,5 +1,5 @@
-"""Reading tables streamed in chunks: the CSV and Parquet readers, and the `Chunk`s they
-yield, each knowing the row and the line it starts at.
+"""Reading tables streamed in chunks: the CSV reader, what every reader is (Parquet's is
+`parquet`'s), and the `Chunk`s they yield, each knowing the row and the line it starts at.
 
 Which reader an input gets, and gzip, are `inputs`' (`open_table`); JSON Lines is
 `json_lines`'. A whole table at once (for training) is `whole_table`'s, writing is
@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from ..errors import DataError, UsageError, first_line
+from ..errors import DataError, UsageError
 from .atomic import STDIO
 from .csv_blocks import Block, RecordBlocks
 from .limits import MAX_COLUMNS
@@ -364,48 +364,3 @@ def file_size(handle: IO[bytes]) -> int | None:
         return os.fstat(handle.fileno()).st_size if handle.seekable() else None
     except (OSError, ValueError):
         return None
-
-
-class ParquetReader(TableReader):
-    def __init__(self, path: str, batch_size: int, max_columns: int = MAX_COLUMNS) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if path == STDIO:
-            raise UsageError(
-                "Parquet cannot be read from stdin (it is read from its end); give a file with -i"
-            )
-        self.source = path
-        self._batch_size = batch_size
-        try:
-            with file_errors(path):
-                self._file = pq.ParquetFile(path)
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from exc
-        # From the footer, before a column is decoded.
-        check_width(self._file.metadata.num_columns, max_columns, path)
-        self.schema = self._file.schema_arrow
-        self.columns = list(self.schema.names)
-        self.size = os.path.getsize(path)
-        self._rows_read = 0
-
-    @property
-    def bytes_read(self) -> int:
-        total = self._file.metadata.num_rows
-        return int(self.size * self._rows_read / total) if total and self.size else 0
-
-    def __iter__(self) -> Iterator[Chunk]:
-        import pyarrow as pa
-
-        try:
-            for batch in self._file.iter_batches(batch_size=self._batch_size):
-                table = pa.Table.from_batches([batch])
-                yield Chunk(table, self._rows_read)
-                self._rows_read += table.num_rows
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(
-                f"{self.source}: not a readable Parquet file ({first_line(exc)})"
-            ) from exc
-
-    def close(self) -> None:
-        self._file.close()

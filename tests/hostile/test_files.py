@@ -5,6 +5,7 @@ in bounded memory; never an internal error."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -443,3 +444,62 @@ def test_unseen_labels_of_a_model_with_numbered_classes(
     assert matrix["labels"] == labels
     assert sum(map(sum, matrix["matrix"])) == 4
     assert matrix["matrix"][1][1] == 1
+
+
+def _dictionary_parquet(path: Path, rows: int, values: list[str]) -> Path:
+    """A Parquet file whose `note` column is a few long strings, dictionary-encoded: its
+    size says nothing of what it decodes to."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    codes = pa.array(np.arange(rows, dtype=np.int32) % len(values))
+    note = pa.DictionaryArray.from_arrays(codes, pa.array(values)).cast(pa.string())
+    table = pa.table({**{name: pa.array(np.full(rows, 1.5)) for name in features}, "note": note})
+    pq.write_table(table, path, compression="zstd")
+    return path
+
+
+def test_a_parquet_dictionary_bomb_is_read_in_bounded_memory(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A few kilobytes decoding to 1.5 GB of text: read whole batches at a time, the run
+    ran out of memory before its first row was scored."""
+    source = _dictionary_parquet(tmp_path / "bomb.parquet", 1500, ["x" * 1_000_000])
+    assert source.stat().st_size < 100_000
+    result = run_limited(
+        "predict", "-m", trained_models["iris"], "-i", source, "-o", os.devnull,
+        "--keep", "none", "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_a_parquet_file_cut_by_its_decoded_size_keeps_every_value(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    values = ["a" * 300_000, "b" * 300_001, "c" * 299_999]
+    source = _dictionary_parquet(tmp_path / "in.parquet", 250, values)
+    out = tmp_path / "out.parquet"
+    result = run_limited("predict", "-m", trained_models["iris"], "-i", source, "-o", out, "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    written = pq.read_table(out)
+    assert written.num_rows == 250
+    assert written.column("note").to_pylist() == [values[i % 3] for i in range(250)]
+    assert str(written.schema.field("note").type) == "string"
+
+
+def test_a_parquet_row_beyond_the_record_limit_is_refused(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = _dictionary_parquet(tmp_path / "in.parquet", 3, ["y" * (65 * 1024 * 1024)])
+    result = run_limited(
+        "predict", "-m", trained_models["iris"], "-i", source, "-o", os.devnull, "-q"
+    )
+    assert result.returncode == 3
+    assert result.stderr.decode() == (
+        f"infer-cli: error: {source}, row 1: 65 MiB of text once decoded, more than the 64 MiB "
+        "a row may hold\n"
+    )
