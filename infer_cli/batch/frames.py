@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..core.signature import NUMERIC_TYPES, Signature
@@ -63,7 +64,7 @@ def _text_to_numbers(column: pa.ChunkedArray) -> Any:
     try:
         return pc.cast(cleaned, pa.float64()).to_numpy()
     except pa.ArrowInvalid:
-        return cleaned.to_numpy(zero_copy_only=False)
+        return _objects(cleaned)
 
 
 def text_to_objects(column: pa.ChunkedArray) -> Any:
@@ -72,4 +73,20 @@ def text_to_objects(column: pa.ChunkedArray) -> Any:
     import pyarrow.compute as pc
 
     missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
-    return pc.if_else(missing, pa.scalar(None, pa.string()), column).to_numpy(zero_copy_only=False)
+    return _objects(pc.if_else(missing, pa.scalar(None, pa.string()), column))
+
+
+def _objects(strings: pa.ChunkedArray) -> np.ndarray:
+    """Strings as a numpy array of objects, None where missing, each distinct string made
+    once: a column of categories holds a few values many times, and a Python string per
+    cell cost a chunk of 50,000 rows megabytes (and the peak several chunks' worth)."""
+    import pyarrow.compute as pc
+
+    combined = strings.combine_chunks()
+    encoded = pc.dictionary_encode(combined)
+    if len(encoded.dictionary) > len(encoded) // 2:  # mostly distinct: nothing to share
+        return combined.to_numpy(zero_copy_only=False)
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+    words = np.empty(len(distinct) + 1, dtype=object)
+    words[:-1] = distinct  # and None last, for the gaps
+    return words[encoded.indices.fill_null(len(distinct)).to_numpy()]
