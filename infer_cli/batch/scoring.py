@@ -27,9 +27,9 @@ from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
 from ..tables.readers import Chunk, MalformedRows, TableReader
 from ..tables.writers import DeferredWriter, TableWriter, open_writer
-from .frames import read_columns
+from .frames import arrow_memory_pool, read_columns
 from .hints import delimiter_hint, header_hint
-from .stages import arrow_memory_pool, run_stages
+from .stages import run_stages
 
 if TYPE_CHECKING:
     import pyarrow as pa

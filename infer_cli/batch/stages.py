@@ -1,5 +1,4 @@
-"""Running a stream's read, transform and write stages on three threads, so that they overlap;
-the allocator arrow takes for them.
+"""Running a stream's read, transform and write stages on three threads, so that they overlap.
 
 pyarrow parses and formats CSV, and numpy computes, without holding the GIL, so the stages
 share the cores. Queues of one item keep only a few chunks in memory. The transform runs on
@@ -14,10 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from typing import Any, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -115,19 +111,3 @@ def _get(channel: queue.Queue[Any], stop: threading.Event) -> Any:
         except queue.Empty:
             continue
     return _DONE
-
-
-def arrow_memory_pool() -> pa.MemoryPool:
-    """Arrow's allocator for a run: jemalloc handing freed pages back at once where pyarrow
-    has it, else the C library's (mimalloc, pyarrow's default, keeps caches per thread that
-    added about 40 MB). Measured on 1M churn rows in chunks of 50,000, peak RSS: the C
-    library's 345 MB, jemalloc 303 MB, with its pages returned at once 284 MB, at the same
-    CPU time."""
-    import pyarrow as pa
-
-    try:
-        pool = pa.jemalloc_memory_pool()
-        pa.jemalloc_set_decay_ms(0)
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        return pa.system_memory_pool()
-    return pool
