@@ -194,7 +194,6 @@ from mlflow_stores import (  # noqa: E402, F401
     mlflow_predictions,
     mlflow_server,
     pytest_collection_finish,
-    pytest_collection_modifyitems,
     pytest_sessionfinish,
     server_store,
     sqlite_store,

@@ -171,29 +171,10 @@ sys.exit(server.returncode)
 _SERVER = _ServerProcess()
 
 
-# The fixtures that import MLflow or build its stores. Under pytest-xdist, every test that
-# uses one runs on the same worker (one xdist group), so MLflow is imported, its stores
-# populated and its server started once, not once per worker.
-MLFLOW_FIXTURES = frozenset(
-    {"mlflow", "mlflow_module", "mlflow_sklearn", "mlflow_predictions", "mlflow_server",
-     "sqlite_store", "file_store", "server_store", "store"}
-)  # fmt: skip
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group the tests for pytest-xdist's `loadgroup`: MLflow's in one group, the others by
-    file, so that a file's module-scoped fixtures are built once."""
-    for item in items:
-        uses_mlflow = MLFLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-        group = "mlflow" if uses_mlflow else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     wanted = any("server_store" in getattr(item, "fixturenames", ()) for item in session.items)
-    # A worker of pytest-xdist collects every test but runs only some: the one that imports
-    # MLflow starts the server then (see `mlflow_module`).
+    # A worker of pytest-xdist collects every test but runs only some files: a worker that
+    # imports MLflow for its stores starts the server then (see `mlflow_module`).
     _SERVER.wanted = wanted
     if wanted and "PYTEST_XDIST_WORKER" not in os.environ:
         _SERVER.launch()
