@@ -96,7 +96,7 @@ def run_infer_cli(
         capture_output=True,
         cwd=cwd,
         env=env,
-        timeout=120,
+        timeout=300,  # a Dask cluster starting on a busy 2-core machine takes its time
     )
 
 
