@@ -98,12 +98,27 @@ def arrow_memory_pool() -> pa.MemoryPool:
     has it, else the C library's (mimalloc, pyarrow's default, keeps caches per thread that
     added about 40 MB). Measured on 1M churn rows in chunks of 50,000, peak RSS: the C
     library's 345 MB, jemalloc 303 MB, with its pages returned at once 284 MB, at the same
-    CPU time."""
+    CPU time.
+
+    Under a cap on the address space (`ulimit -v`, RLIMIT_AS), the C library's: jemalloc
+    reserves address space in large extents ahead of use, and failed to allocate 64 MB
+    under a 1.5 GiB cap that the C library's allocator scores within."""
     import pyarrow as pa
 
+    if _address_space_capped():
+        return pa.system_memory_pool()
     try:
         pool = pa.jemalloc_memory_pool()
         pa.jemalloc_set_decay_ms(0)
     except NotImplementedError:  # a pyarrow built without jemalloc
         return pa.system_memory_pool()
     return pool
+
+
+def _address_space_capped() -> bool:
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: no such cap
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return soft != resource.RLIM_INFINITY
