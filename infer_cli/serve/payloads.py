@@ -272,6 +272,8 @@ class Reader:
         import pyarrow as pa
         from pyarrow import parquet
 
+        from ..tables import is_text_type  # with the Parquet reader, only for a Parquet body
+
         try:
             file = parquet.ParquetFile(pa.BufferReader(body))
             metadata = file.metadata
@@ -283,7 +285,7 @@ class Reader:
             text = [
                 field.name
                 for field in file.schema_arrow
-                if field.name in kept and _is_text(field.type)
+                if field.name in kept and is_text_type(field.type)
             ]
             dictionaries = parquet.ParquetFile(pa.BufferReader(body), read_dictionary=text)
             table = dictionaries.read(columns=kept)
@@ -355,17 +357,6 @@ def _header_width(body: bytes, limit: int) -> int:
         return len(next(csv_module.reader(lines)))
     except (csv_module.Error, StopIteration):
         return rough
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    return bool(
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_binary(kind)
-        or pa.types.is_large_binary(kind)
-    )
 
 
 def _decoded_text(table: pa.Table, limits: Limits) -> pa.Table:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .atomic import STDIO, atomic_output, write_json
     from .inputs import input_format, open_table, output_format
     from .limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
+    from .parquet import is_text_type
     from .paths import refuse_aliases
     from .readers import Chunk, check_delimiter
     from .whole_table import read_table
@@ -25,6 +26,7 @@ __all__ = [
     "atomic_output",
     "check_delimiter",
     "input_format",
+    "is_text_type",
     "open_table",
     "open_writer",
     "output_format",
@@ -48,5 +50,6 @@ _SURFACE = {
     "DEFAULT_BATCH_ROWS": "limits",
     "MAX_COLUMNS": "limits",
     "refuse_aliases": "paths",
+    "is_text_type": "parquet",
 }
 __getattr__ = lazy_surface(__name__, _SURFACE)

@@ -45,7 +45,7 @@ class ParquetReader(TableReader):
             # From the footer, before a column is decoded.
             check_width(footer.metadata.num_columns, max_columns, path)
             self.schema = footer.schema_arrow
-            self._text = [item.name for item in self.schema if _is_text(item.type)]
+            self._text = [item.name for item in self.schema if is_text_type(item.type)]
             if self._text:
                 footer.close()
                 footer = pq.ParquetFile(path, read_dictionary=self._text)
@@ -112,7 +112,8 @@ class ParquetReader(TableReader):
         self._file.close()
 
 
-def _is_text(kind: pa.DataType) -> bool:
+def is_text_type(kind: pa.DataType) -> bool:
+    """Whether Arrow values of this type are text or bytes (what decodes to Python strings)."""
     import pyarrow as pa
 
     return bool(
@@ -131,7 +132,7 @@ def _decoded_sizes(table: pa.Table) -> np.ndarray | None:
 
     sizes = None
     for column in table.columns:
-        if not (pa.types.is_dictionary(column.type) and _is_text(column.type.value_type)):
+        if not (pa.types.is_dictionary(column.type) and is_text_type(column.type.value_type)):
             continue
         if sizes is None:
             sizes = np.zeros(table.num_rows, dtype=np.int64)
