@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -170,16 +171,20 @@ class DriftMonitor:
 
     def _flush(self) -> None:
         with self._lock:
-            while True:
-                with self._handing:
-                    if not self._pending:
-                        return
-                    model, prepared, values, rows = self._pending.popleft()
-                    self._pending_rows -= rows
+            with self._handing:
+                pending, self._pending = self._pending, deque()
+                self._pending_rows = 0
+            # The requests of one model are coded in one pass: coding a column costs a dozen
+            # array operations whatever its length, and requests come a few rows at a time.
+            for model, taken in groupby(pending, key=lambda item: item[0]):
+                items = list(taken)
                 window = self._window_of(model)
-                if window.bins is not None:
-                    columns = _columns(model, prepared)
-                    window.add(window.bins.codes(columns, values, rows))
+                if window.bins is None:
+                    continue
+                prepared = [part for item in items for part in item[1]]
+                values = _predictions([item[2] for item in items])
+                rows = sum(item[3] for item in items)
+                window.add(window.bins.codes(_columns(model, prepared), values, rows))
 
     def _window_of(self, model: Model, look_again: bool = False) -> _Window:
         """The window of `model`, a new one for a model not counted so far. A model without
@@ -242,3 +247,10 @@ def _columns(model: Model, prepared: list[Prepared]) -> dict[str, Any]:
         return parts[0]
     names = list(parts[0]) if parts else []
     return {name: np.concatenate([part[name] for part in parts]) for name in names}
+
+
+def _predictions(parts: list[Any]) -> Any:
+    """The predictions of several scoring calls, in their order, as one array."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([np.asarray(part) for part in parts])
