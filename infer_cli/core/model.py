@@ -6,6 +6,7 @@ model directories is `store`'s; what a model's card records is `card`'s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,10 @@ class Model:
     def is_classifier(self) -> bool:
         return self.card.task == "classification"
 
-    @property
+    @cached_property
     def can_predict_proba(self) -> bool:
+        # Asked for every request; scikit-learn's `available_if` makes the question cost
+        # microseconds, and a loaded model's estimator does not change.
         return self.is_classifier and hasattr(self.estimator, "predict_proba")
 
     def decision(

@@ -36,14 +36,15 @@ class Headers(dict[str, str]):
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
         super().__init__({name.lower(): value for name, value in (items or {}).items()})
 
+    # dict's own methods, not super(): these are asked a dozen times per request.
     def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
+        return dict.get(self, name.lower(), default)
 
     def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
+        return dict.__getitem__(self, name.lower())
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
 
 
 @dataclass(frozen=True)

@@ -77,14 +77,9 @@ def load_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise DataError(f"the request body is not UTF-8 text (byte {exc.start})") from exc
     digits = body.translate(_DIGITS_AS_ZEROS, b"+")
-    checked = b"0" * 309 in digits or b"e000" in digits
+    checked = _BEYOND_A_DOUBLE in digits or b"e000" in digits
     try:
-        if checked:
-            document = json.loads(
-                text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_constant
-            )
-        else:
-            document = json.loads(text, parse_constant=_constant)
+        document = (_CHECKING_DECODER if checked else _DECODER).decode(text)
     except RecursionError as exc:
         raise DataError("the JSON is nested too deeply") from exc
     except ValueError as exc:
@@ -117,6 +112,14 @@ def _constant(name: str) -> float:
     if name == "NaN":
         return math.nan  # a missing value, as null is
     raise DataError(f"the request holds {name}: numbers must be finite")
+
+
+# Made once: json.loads given any option builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_constant)
+_CHECKING_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_constant
+)
+_BEYOND_A_DOUBLE = b"0" * 309
 
 
 def _refuse_lone_surrogates(document: Any) -> None:

@@ -64,6 +64,7 @@ class App:
             every_column=bool(self.options.log_predictions),
         )
         self._models = ServedModels()
+        self._decisions: dict[int, tuple[Model, Decision | None]] = {}
         self.drifts = DriftMonitors(self.options.drift_window, self.options.profile)
         self.tokens = Tokens(self.options.auth_token_file, self.options.auth_token)
         self.prediction_log = PredictionLog.open(
@@ -289,7 +290,14 @@ class App:
         saved in the model's card, else None."""
         if requested is not None:
             return model.decision(requested, name=name, origin="the request")
-        return model.decision(self.options.threshold, origin="serve --threshold")
+        # The same for every request to a model; worked out once per model served.
+        known = self._decisions.get(id(model))
+        if known is None or known[0] is not model:
+            if len(self._decisions) > len(self.models) + 1:  # reloaded ones are forgotten
+                self._decisions.clear()
+            known = (model, model.decision(self.options.threshold, origin="serve --threshold"))
+            self._decisions[id(model)] = known
+        return known[1]
 
     def _score_part(self, parts: Parts, job: Job) -> Reply | None:
         """Score the next part of a large request; its reply once the last part is scored.
