@@ -231,7 +231,7 @@ class Signature:
 
 
 def _plain_array(values: Sequence[Any], column: Column) -> np.ndarray | None:
-    kinds = {type(value) for value in values}
+    kinds = set(map(type, values))
     if column.numpy_dtype is not None and column.dtype not in NUMERIC_TYPES:
         return None
     if column.dtype in NUMERIC_TYPES:
@@ -241,6 +241,7 @@ def _plain_array(values: Sequence[Any], column: Column) -> np.ndarray | None:
         numbers = np.array(values, dtype=np.float64)
         if (
             column.dtype == "integer"
+            and float in kinds  # whole numbers sent as ints need no look
             and (~np.isnan(numbers) & (numbers != np.floor(numbers))).any()
         ):
             return None

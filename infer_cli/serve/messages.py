@@ -6,7 +6,7 @@ Only what the prediction server needs: a request is a head and a `Content-Length
 
 from __future__ import annotations
 
-import os
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,7 +74,10 @@ def request_id(headers: Headers) -> str:
     given = headers.get("x-request-id")
     if given and _SANE_REQUEST_ID.fullmatch(given):
         return str(given)
-    return os.urandom(16).hex()
+    # An id to find a request by in logs, not a secret: the random module's generator, which
+    # each forked worker reseeds, not os.urandom, whose system call lets go of the GIL
+    # and can leave the server's loop waiting a switch interval (5 ms) to get it back.
+    return f"{random.getrandbits(128):032x}"
 
 
 def with_request_id(reply: Reply, identifier: str) -> Reply:

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, first_line
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 Columns = dict[str, list[Any]]
 SCALARS = (str, int, float, bool, type(None))
 """What a cell may hold: anything else (a list, an object) is not one value."""
+_SCALAR_TYPES = frozenset(SCALARS)
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,9 @@ def _duplicate(names: Sequence[str]) -> str:
 def _check_cells(columns: Columns, first_row: int) -> None:
     """Every cell holds one value: a list or an object in a cell is refused here, before
     pandas or a model meets it (and before anything recurses into it)."""
+    # One pass over every cell first: most requests are fine, and are a few rows wide.
+    if set(map(type, chain.from_iterable(columns.values()))) <= _SCALAR_TYPES:
+        return
     for name, values in columns.items():
         if not set(map(type, values)).issubset(SCALARS):
             position, value = next(
