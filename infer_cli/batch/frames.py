@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core.coded import Coded
 from ..core.signature import NUMERIC_TYPES, Signature
 
 if TYPE_CHECKING:
@@ -31,66 +32,83 @@ def model_frame(signature: Signature, table: pa.Table, *, from_text: bool) -> pd
 def read_columns(signature: Signature, table: pa.Table, *, from_text: bool) -> dict[str, Any]:
     """The columns of `model_frame` before pandas holds them: from text, numpy arrays of
     float64 (numbers) or objects (strings, None where missing); else pandas Series."""
+    return read_coded_columns(signature, table, from_text=from_text)[0]
+
+
+def read_coded_columns(
+    signature: Signature, table: pa.Table, *, from_text: bool
+) -> tuple[dict[str, Any], dict[str, Coded]]:
+    """`read_columns`, and those of its columns of text that hold few distinct values also
+    as codes into them (arrow's dictionary encoding of the column)."""
     if signature.positional:
         names = list(table.column_names[: len(signature.inputs)])
         types = dict.fromkeys(names, "any")
     else:
         types = {c.name: c.dtype for c in signature.inputs if c.name in table.column_names}
     columns: dict[str, Any] = {}
+    coded: dict[str, Coded] = {}
     for name, kind in types.items():
         column = table[name]
+        found = None
         if not from_text:
             columns[name] = column.to_pandas()
         elif kind in (*NUMERIC_TYPES, "any"):
             # "any" (a bare estimator's columns): numbers when they all read as numbers,
             # as pandas' read_csv would have given the estimator in training.
-            columns[name] = _text_to_numbers(column)
+            columns[name], found = _text_to_numbers(column)
         else:
-            columns[name] = text_to_objects(column)
-    return columns
+            columns[name], found = _coded_objects(_without_missing(column))
+        if found is not None:
+            coded[name] = found
+    return columns, coded
 
 
-def _text_to_numbers(column: pa.ChunkedArray) -> Any:
+def _text_to_numbers(column: pa.ChunkedArray) -> tuple[Any, Coded | None]:
     """Floats parsed by pyarrow; on any value it cannot parse, the text, for validation to
     report or refuse row by row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     try:
-        return pc.cast(column, pa.float64()).to_numpy()
+        return pc.cast(column, pa.float64()).to_numpy(), None
     except pa.ArrowInvalid:
         pass
-    missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
-    cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), column)
+    cleaned = _without_missing(column)
     try:
-        return pc.cast(cleaned, pa.float64()).to_numpy()
+        return pc.cast(cleaned, pa.float64()).to_numpy(), None
     except pa.ArrowInvalid:
-        return _objects(cleaned)
+        return _coded_objects(cleaned)
 
 
 def text_to_objects(column: pa.ChunkedArray) -> Any:
     """Text values with the missing-value spellings read_csv knows turned into None."""
+    return _coded_objects(_without_missing(column))[0]
+
+
+def _without_missing(column: pa.ChunkedArray) -> pa.ChunkedArray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     missing = pc.is_in(column, value_set=pa.array(NA_STRINGS))
-    return _objects(pc.if_else(missing, pa.scalar(None, pa.string()), column))
+    return pc.if_else(missing, pa.scalar(None, pa.string()), column)
 
 
-def _objects(strings: pa.ChunkedArray) -> np.ndarray:
+def _coded_objects(strings: pa.ChunkedArray) -> tuple[np.ndarray, Coded | None]:
     """Strings as a numpy array of objects, None where missing, each distinct string made
     once: a column of categories holds a few values many times, and a Python string per
-    cell cost a chunk of 50,000 rows megabytes (and the peak several chunks' worth)."""
+    cell cost a chunk of 50,000 rows megabytes (and the peak several chunks' worth). With
+    them, the codes into the distinct strings, when there are few."""
     import pyarrow.compute as pc
 
     combined = strings.combine_chunks()
     encoded = pc.dictionary_encode(combined)
     if len(encoded.dictionary) > len(encoded) // 2:  # mostly distinct: nothing to share
-        return combined.to_numpy(zero_copy_only=False)
+        return combined.to_numpy(zero_copy_only=False), None
     distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
     words = np.empty(len(distinct) + 1, dtype=object)
     words[:-1] = distinct  # and None last, for the gaps
-    return words[encoded.indices.fill_null(len(distinct)).to_numpy()]
+    codes = encoded.indices.fill_null(len(distinct)).to_numpy()
+    return words[codes], Coded(codes, words)
 
 
 def arrow_memory_pool() -> pa.MemoryPool:

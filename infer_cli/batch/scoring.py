@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from ..core.coded import Coded
 from ..core.drift import DriftCounts, ProfileBins
 from ..core.model import Model, Predictions, Prepared
 from ..core.profiling import model_columns
@@ -27,7 +28,7 @@ from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
 from ..tables.readers import Chunk, MalformedRows, TableReader
 from ..tables.writers import DeferredWriter, TableWriter, open_writer
-from .frames import arrow_memory_pool, read_columns
+from .frames import arrow_memory_pool, read_coded_columns
 from .hints import delimiter_hint, header_hint
 from .stages import run_stages
 
@@ -91,6 +92,14 @@ class _Plan:
     output_schema: pa.Schema
     rejects_schema: pa.Schema
     typed_numbers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """A chunk's columns as the model reads them; those of few distinct values also coded."""
+
+    columns: dict[str, Any]
+    coded: dict[str, Coded]
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ class BatchScoring:
             # Nothing, not even a header, reaches stdout before the first rows are scored.
             writer: TableWriter = DeferredWriter(open_output, plan.output_schema)
 
-            def score(item: tuple[Chunk, dict[str, Any]]) -> _Scored:
+            def score(item: tuple[Chunk, _Columns]) -> _Scored:
                 began = time.perf_counter()
                 scored = self._score(*item)
                 self.report.predict_seconds += time.perf_counter() - began
@@ -204,7 +213,7 @@ class BatchScoring:
             [("--output", options.output), ("--rejects", options.rejects)],
         )
 
-    def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, dict[str, Any]]]:
+    def _timed(self, reader: TableReader) -> Iterator[tuple[Chunk, _Columns]]:
         """Chunks with the columns the model reads, made on the reading thread, so that the
         predicting thread only predicts (pyarrow parses the numbers without the GIL)."""
         chunks = iter(reader)
@@ -275,15 +284,17 @@ class BatchScoring:
     def _proba_names(self) -> list[str]:
         return [f"proba_{label}" for label in self.model.card.classes or []]
 
-    def _score(self, chunk: Chunk, columns: dict[str, Any]) -> _Scored:
+    def _score(self, chunk: Chunk, read: _Columns) -> _Scored:
         assert self._reader is not None and self._plan is not None
         rows_read = chunk.num_rows + len(chunk.malformed)
         rows = chunk.table.num_rows
+        columns = read.columns
         if not chunk.malformed and self._reader.text_columns:
             try:
                 scored = self.model.predict_arrays(
-                    columns, rows, proba=self.options.proba, decision=self.decision
-                )
+                    columns, rows, proba=self.options.proba, decision=self.decision,
+                    coded=read.coded,
+                )  # fmt: skip
             except DataError:
                 scored = None  # scored again below, where the refused rows are found
             if scored is not None:
@@ -342,9 +353,12 @@ class BatchScoring:
     def _predict(self, frame: pd.DataFrame) -> Predictions:
         return self.model.predict(frame, proba=self.options.proba, decision=self.decision)
 
-    def _features(self, table: pa.Table) -> dict[str, Any]:
+    def _features(self, table: pa.Table) -> _Columns:
         assert self._reader is not None
-        return read_columns(self.model.signature, table, from_text=self._reader.text_columns)
+        columns, coded = read_coded_columns(
+            self.model.signature, table, from_text=self._reader.text_columns
+        )
+        return _Columns(columns, coded)
 
     def _refused_rows(
         self, frame: pd.DataFrame, error: DataError

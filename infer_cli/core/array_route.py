@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .coded import ROWS_PER_DISTINCT, Coded, code_objects, distinct_rows
 from .kernels import Declined, Final, Step, final_of, step_of
+from .route_samples import flatten, sample_payloads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 
 Columns = dict[str, np.ndarray]
 """Validated rows: one 1-D array per input column, as `Signature.validate` casts it."""
-
-_SAMPLE_ROWS = 12
 
 
 class Unroutable(Exception):
@@ -42,11 +42,28 @@ class Branch:
     columns: list[str] | str
     steps: list[Step]
 
-    def run(self, columns: Columns) -> Any:
+    def run(
+        self,
+        columns: Columns,
+        coded: Mapping[str, Coded] | None = None,
+        rows_per_distinct: int = ROWS_PER_DISTINCT,
+    ) -> Any:
         if isinstance(self.columns, str):
             block: Any = columns[self.columns]
         else:
+            if coded and all(step.direct for step in self.steps):
+                # The direct steps give each row from that row alone: the distinct rows
+                # are transformed, and each row takes its own.
+                picked = [coded[name] for name in self.columns if name in coded]
+                found = None
+                if picked and len(picked) == len(self.columns):
+                    found = distinct_rows(picked, len(picked[0].codes), rows_per_distinct)
+                if found is not None:
+                    return self._transform(found[0])[found[1]]
             block = np.column_stack([columns[name] for name in self.columns])
+        return self._transform(block)
+
+    def _transform(self, block: Any) -> Any:
         for step in self.steps:
             block = step.transform(block)
         return block
@@ -84,7 +101,7 @@ class Route:
         fitted_names = [str(name) for name in fitted]
         if sklearn.get_config().get("transform_output", "default") != "default":
             raise Unroutable("transformers set to give DataFrames")
-        steps = _flatten(estimator)
+        steps = flatten(estimator)
         if any(_gives_frames(step) for step in steps):
             raise Unroutable("a step set to give DataFrames")
         front, final = steps[:-1], steps[-1]
@@ -109,24 +126,37 @@ class Route:
             final_of(final),
         )
 
-    def features(self, columns: Columns) -> Any:
-        """What the final estimator takes, as the usual route's steps would give it."""
+    def features(
+        self,
+        columns: Columns,
+        coded: Mapping[str, Coded] | None = None,
+        rows_per_distinct: int = ROWS_PER_DISTINCT,
+    ) -> Any:
+        """What the final estimator takes, as the usual route's steps would give it. `coded`:
+        some of the columns as codes into their distinct values (the same rows)."""
         if self.branches is None:
             features: Any = np.column_stack([columns[name] for name in self.names])
         else:
-            blocks = [branch.run(columns) for branch in self.branches]
+            blocks = [branch.run(columns, coded, rows_per_distinct) for branch in self.branches]
             features = _stack(blocks, self.sparse_output, len(next(iter(columns.values()))))
         for step in self.middle:
             features = step.transform(features)
         return features
 
-    def predict(self, columns: Columns, proba: bool) -> tuple[Any, Any]:
+    def predict(
+        self,
+        columns: Columns,
+        proba: bool,
+        coded: Mapping[str, Coded] | None = None,
+        rows_per_distinct: int = ROWS_PER_DISTINCT,
+    ) -> tuple[Any, Any]:
         """Labels or values, and probabilities if asked; Declined for rows to score the usual
         way (an infinite number: scikit-learn refuses it where the route would not look)."""
         for values in columns.values():
             if values.dtype.kind == "f" and np.isinf(values).any():
                 raise Declined("an infinite number")
-        return self.final.predict(self.features(columns), proba)
+        features = self.features(columns, coded, rows_per_distinct)
+        return self.final.predict(features, proba)
 
     def describe(self) -> str:
         """Which steps are called directly and which through scikit-learn, for `info`."""
@@ -208,7 +238,33 @@ class Route:
             compared += 1
             if expected is not None and not _same_features(self.features(columns), expected):
                 return "the features given to the final estimator differ"
+            difference = self._check_coded(columns, proba, usual, expected)
+            if difference:
+                return difference
         return None if compared else "no sample row could be scored"
+
+    def _check_coded(
+        self, columns: Columns, proba: bool, usual: tuple[Any, Any], expected: Any
+    ) -> str | None:
+        """The same rows with their columns of objects as codes into their distinct values
+        (as a file's category columns come), every distinct row transformed once."""
+        coded = {}
+        for name, values in columns.items():
+            if values.dtype == object and (found := code_objects(values)) is not None:
+                coded[name] = found
+        if not coded:
+            return None
+        try:
+            fast = self.predict(columns, proba, coded, rows_per_distinct=1)
+        except Exception:
+            return "the route refused rows as codes of distinct values that it scored"
+        difference = _difference(fast, usual)
+        if difference:
+            return f"as codes of distinct values, {difference}"
+        given = self.features(columns, coded, rows_per_distinct=1)
+        if expected is not None and not _same_features(given, expected):
+            return "as codes of distinct values, the features given to the final estimator differ"
+        return None
 
 
 def columns_of_frame(frame: pd.DataFrame, names: Sequence[str]) -> Columns | None:
@@ -238,82 +294,6 @@ def join_columns(parts: Sequence[Columns]) -> Columns | None:
     if any(part[name].dtype != first[name].dtype for part in parts for name in first):
         return None
     return {name: np.concatenate([part[name] for part in parts]) for name in first}
-
-
-def sample_payloads(
-    estimator: Any, signature: Signature, examples: Sequence[Mapping[str, Any]] = ()
-) -> list[dict[str, list[Any]]]:
-    """Rows to check a route on, as request columns: every row together, the same rows with
-    no missing value (one gap fails a whole call for an estimator that takes none), the first
-    row alone, and every row again with numbers in the category columns."""
-    hints = _hints(estimator)
-    candidates = {
-        column.name: _candidates(column.dtype, column.name, hints, examples)
-        for column in signature.inputs
-    }
-    rows = min(max(len(values) for values in candidates.values()), _SAMPLE_ROWS)
-    together = {
-        name: [values[row % len(values)] for row in range(rows)]
-        for name, values in candidates.items()
-    }
-    complete = {
-        name: [next(v for v in values if v is not None) if value is None else value
-               for value in together[name]]
-        for name, values in candidates.items()
-    }  # fmt: skip
-    first = {name: values[:1] for name, values in complete.items()}
-    numbers = {
-        column.name: [
-            (3, 2.5, None)[row % 3] if column.dtype in ("string", "any") and row % 2 else value
-            for row, value in enumerate(together[column.name])
-        ]
-        for column in signature.inputs
-    }
-    return [together, complete, first, numbers]
-
-
-def _candidates(
-    dtype: str, name: str, hints: Mapping[str, list[Any]], examples: Sequence[Mapping[str, Any]]
-) -> list[Any]:
-    seen = [example[name] for example in examples if name in example]
-    if dtype == "float":
-        return [*seen, *hints.get(name, []), 1.5, None, 0.0, -2.25, 1e6]
-    if dtype == "integer":
-        return [*seen, 3, None, 0, 1, -2, 1000]
-    if dtype == "boolean":
-        return [*seen, True, False, None]
-    if dtype == "text":
-        return [*seen, *hints.get(name, []), "", None, "qwzx unseen words here"]
-    if dtype == "string":
-        return [*seen, *hints.get(name, []), "never seen in training", None]
-    return [*seen, *hints.get(name, [1.5, 0.0]), None]
-
-
-def _hints(estimator: Any) -> dict[str, list[Any]]:
-    """Values worth trying per column, from the fitted steps that read it: categories, words
-    of the vocabulary, the statistics an imputer fills in."""
-    from sklearn.compose import ColumnTransformer
-
-    steps = _flatten(estimator) if hasattr(estimator, "steps") else []
-    if not steps or not isinstance(steps[0], ColumnTransformer):
-        return {}
-    hints: dict[str, list[Any]] = {}
-    for _, transformer, selected in steps[0].transformers_:
-        if isinstance(transformer, str):
-            continue
-        for part in _flatten(transformer):
-            if isinstance(selected, str) and hasattr(part, "vocabulary_"):
-                words = sorted(part.vocabulary_, key=part.vocabulary_.get)[:6]
-                hints[selected] = [" ".join(words), words[0] if words else "a"]
-            elif isinstance(selected, list) and all(isinstance(c, str) for c in selected):
-                if hasattr(part, "categories_"):
-                    for name, values in zip(selected, part.categories_, strict=False):
-                        listed = values.tolist()
-                        hints.setdefault(name, listed[:5] + listed[-1:])
-                elif hasattr(part, "statistics_"):
-                    for name, value in zip(selected, part.statistics_.tolist(), strict=False):
-                        hints.setdefault(name, [value])
-    return hints
 
 
 def _usual(estimator: Any, frame: Any, proba: bool) -> tuple[Any, tuple[Any, Any]]:
@@ -416,7 +396,7 @@ def _branches(transformer: Any, fitted_names: list[str], present: set[str]) -> l
             continue
         if not isinstance(branch, BaseEstimator) or _selects_columns_by_name(branch):
             raise Unroutable(f"a ColumnTransformer branch of {type(branch).__name__}")
-        parts = _flatten(branch)
+        parts = flatten(branch)
         dense = not transformer.sparse_output_
         steps = [
             step_of(part, dense_output=dense and index == len(parts) - 1)
@@ -440,22 +420,6 @@ def _selected(selected: Any, names: list[str]) -> list[str] | str:
         if all(isinstance(c, int) and not isinstance(c, bool) for c in listed):
             return [names[c] for c in listed]
     raise Unroutable("a ColumnTransformer selects columns other than by name or position")
-
-
-def _flatten(estimator: Any) -> list[Any]:
-    """A Pipeline's steps, nested Pipelines opened, 'passthrough' steps left out."""
-    if not hasattr(estimator, "steps"):
-        return [estimator]
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(estimator, Pipeline):
-        return [estimator]
-    steps: list[Any] = []
-    for _, step in estimator.steps:
-        if step is None or (isinstance(step, str) and step == "passthrough"):
-            continue
-        steps.extend(_flatten(step))
-    return steps
 
 
 def _gives_frames(estimator: Any) -> bool:

@@ -5,6 +5,7 @@ model directories is `store`'s; what a model's card records is `card`'s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 from ..errors import DataError, ModelError, UsageError, first_line
 from .array_route import Columns, Route, Unroutable, columns_of_frame, join_columns
 from .card import ModelCard
+from .coded import Coded
 from .signature import Signature
 from .threshold import Decision, resolve_decision
 
@@ -123,18 +125,21 @@ class Model:
         *,
         proba: bool = False,
         decision: Decision | None = None,
+        coded: Mapping[str, Coded] | None = None,
     ) -> Predictions | None:
         """What `predict` gives for the DataFrame of `columns` (rows read from a file: see
         `Signature.cast_arrays`), without making that DataFrame where the casting needs none;
-        None otherwise (a value to refuse among them, or no rows): then `predict` the frame."""
-        cast = self.signature.cast_arrays(columns, rows) if rows else None
+        None otherwise (a value to refuse among them, or no rows): then `predict` the frame.
+        `coded`: columns of objects also given as codes into their distinct values."""
+        cast_coded = dict(coded) if coded else None
+        cast = self.signature.cast_arrays(columns, rows, cast_coded) if rows else None
         if cast is None:
             return None
         # A decision threshold labels rows by their probabilities.
         wanted = proba or decision is not None
         if wanted and not self.can_predict_proba:
             raise UsageError(f"the model at {self.path} does not give class probabilities")
-        values, probabilities = self._estimate(cast, wanted)
+        values, probabilities = self._estimate(cast, wanted, cast_coded)
         if decision is None:
             return Predictions(np.asarray(values), probabilities, self.card.classes)
         return Predictions(
@@ -190,10 +195,12 @@ class Model:
             return features
         return pd.DataFrame(features, columns=self.signature.names)
 
-    def _estimate(self, features: Any, proba: bool) -> tuple[Any, Any]:
+    def _estimate(
+        self, features: Any, proba: bool, coded: Mapping[str, Coded] | None = None
+    ) -> tuple[Any, Any]:
         """The estimator's predictions (and probabilities) for validated features: columns of
-        arrays or a validated frame, taken by the fast route when the model has one and the
-        rows are for it, else by the estimator on a DataFrame."""
+        arrays (some also as `coded`) or a validated frame, taken by the fast route when the
+        model has one and the rows are for it, else by the estimator on a DataFrame."""
         route = self.route
         columns: Columns | None = None
         if route is not None and isinstance(features, dict):
@@ -202,7 +209,7 @@ class Model:
             columns = columns_of_frame(features, self.signature.names)
         if route is not None and columns is not None:
             try:
-                return route.predict(columns, proba)
+                return route.predict(columns, proba, coded if columns is features else None)
             except Exception:
                 pass  # Declined, or a refusal: the usual route gives its answer or its error
         return self._estimate_frame(self._as_frame(features), proba)

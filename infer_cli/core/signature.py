@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SchemaError
+from .coded import Coded
 
 ColumnType = Literal["float", "integer", "string", "text", "boolean", "any"]
 COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "boolean", "any")
@@ -166,12 +167,18 @@ class Signature:
         return arrays
 
     def cast_arrays(
-        self, columns: Mapping[str, np.ndarray], rows: int
+        self,
+        columns: Mapping[str, np.ndarray],
+        rows: int,
+        coded: dict[str, Coded] | None = None,
     ) -> dict[str, np.ndarray] | None:
         """Columns read from a file as arrays (float64 where the text read as numbers, else
         objects: strings, None where missing) cast as `validate` casts the DataFrame made of
         them, without making it. None wherever that casting takes pandas or finds a value to
         refuse: the caller then takes `validate`, which casts and reports.
+
+        `coded`: columns of objects also given as codes into their distinct values; each is
+        cast by casting its distinct values, and replaced in `coded` by the cast codes.
         """
         if self.positional or not self.inputs:
             return None
@@ -183,7 +190,17 @@ class Signature:
                     return None
                 cast[column.name] = _absent(column, rows)
                 continue
-            array = _read_array(values, column) if len(values) == rows else None
+            array = None
+            if len(values) != rows:
+                pass
+            elif coded is not None and column.name in coded and values.dtype == object:
+                given = coded.pop(column.name)
+                distinct = _read_array(given.distinct, column)
+                if distinct is not None:
+                    coded[column.name] = Coded(given.codes, distinct)
+                    array = distinct[given.codes]
+            else:
+                array = _read_array(values, column)
             if array is None:
                 return None
             cast[column.name] = array

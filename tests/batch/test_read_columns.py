@@ -2,7 +2,9 @@
 a chunk read from CSV, cast as arrays, gives the labels and probabilities scikit-learn gives
 on the DataFrame `validate` makes of the same chunk, bit for bit, with enough rows for the
 one-hot encoder's hashing path, unseen categories, gaps, numbers in category columns and
-empty text; a chunk holding a value to refuse is left to `validate`."""
+empty text, its category columns given as they are or as codes into their distinct values
+(each distinct row then transformed once); a chunk holding a value to refuse is left to
+`validate`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infer_cli.batch.frames import model_frame, read_columns
+from infer_cli.batch.frames import model_frame, read_coded_columns, read_columns
 from infer_cli.core import load_model
 from infer_cli.tables.inputs import open_table
 
@@ -45,9 +47,10 @@ def first_chunk(path: Path) -> Any:
         return next(iter(reader)).table
 
 
+@pytest.mark.parametrize("coded", [False, True], ids=["objects", "coded"])
 @pytest.mark.parametrize("data", ["churn", "reviews", "housing"])
 def test_a_chunk_as_arrays_scores_as_sklearn_on_its_dataframe(
-    trained_models: dict[str, Path], sample_data: Path, tmp_path: Path, data: str
+    trained_models: dict[str, Path], sample_data: Path, tmp_path: Path, data: str, coded: bool
 ) -> None:
     model = load_model(trained_models[data])
     assert model.route is not None, model.route_note
@@ -56,8 +59,10 @@ def test_a_chunk_as_arrays_scores_as_sklearn_on_its_dataframe(
     table = first_chunk(tmp_path / "rows.csv")
     proba = model.can_predict_proba
 
-    got = model.predict_arrays(read_columns(model.signature, table, from_text=True), ROWS,
-                               proba=proba)  # fmt: skip
+    columns, codes = read_coded_columns(model.signature, table, from_text=True)
+    if coded and data == "churn":
+        assert {"contract", "internet_service", "payment_method"} <= set(codes)
+    got = model.predict_arrays(columns, ROWS, proba=proba, coded=codes if coded else None)
     frame = model.signature.validate(model_frame(model.signature, table, from_text=True)).frame
     assert got is not None
     expected = model.estimator.predict(frame)
