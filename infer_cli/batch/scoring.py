@@ -298,7 +298,7 @@ class BatchScoring:
             except DataError:
                 scored = None  # scored again below, where the refused rows are found
             if scored is not None:
-                self._count_drift(columns, scored, rows)
+                self._count_drift(columns, scored, rows, read.coded)
                 return _Scored(rows_read, self._output(chunk.table, columns, scored), None)
         frame = pd.DataFrame(columns, index=pd.RangeIndex(rows))
         if chunk.malformed and not self.options.skip_bad_rows:
@@ -326,10 +326,18 @@ class BatchScoring:
         output = self._output(kept, frame, predictions)
         return _Scored(rows_read, output, self._rejects(chunk, refused))
 
-    def _count_drift(self, columns: Mapping[str, Any], predictions: Predictions, rows: int) -> None:
+    def _count_drift(
+        self,
+        columns: Mapping[str, Any],
+        predictions: Predictions,
+        rows: int,
+        coded: Mapping[str, Coded] | None = None,
+    ) -> None:
         if self._drift_bins is not None and self.report.drift is not None:
             # The training profile holds the model's own labels, not those at a threshold.
-            self.report.drift.observe(self._drift_bins, columns, predictions.model_values, rows)
+            self.report.drift.observe(
+                self._drift_bins, columns, predictions.model_values, rows, coded
+            )
 
     def _fail_in_file_order(self, chunk: Chunk, frame: pd.DataFrame) -> NoReturn:
         """Raise the first bad row of a chunk that holds a malformed record: a row before it

@@ -59,7 +59,10 @@ class Branch:
                 if picked and len(picked) == len(self.columns):
                     found = distinct_rows(picked, len(picked[0].codes), rows_per_distinct)
                 if found is not None:
-                    return self._transform(found[0])[found[1]]
+                    distinct = self._transform(found[0])
+                    if isinstance(distinct, np.ndarray):
+                        return np.take(distinct, found[1], axis=0)
+                    return distinct[found[1]]
             block = np.column_stack([columns[name] for name in self.columns])
         return self._transform(block)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .coded import Coded
 from .profile import ColumnProfile, Profile, as_numbers, factorize_categories, text_lengths
 
 DRIFT_PSI = 0.25
@@ -48,9 +49,16 @@ class ProfileBins:
             for column in self.columns
         ]
 
-    def codes(self, columns: Mapping[str, Any], predictions: Any | None, rows: int) -> np.ndarray:
+    def codes(
+        self,
+        columns: Mapping[str, Any],
+        predictions: Any | None,
+        rows: int,
+        coded: Mapping[str, Coded] | None = None,
+    ) -> np.ndarray:
         """The codes of `rows` rows, one column per profiled column (the predictions last);
-        a column the rows do not have is coded missing."""
+        a column the rows do not have is coded missing. `coded`: some of the columns also as
+        codes into their distinct values, each distinct value then coded once."""
         # Column-major: each column's codes are counted in one contiguous pass.
         codes = np.zeros((rows, len(self.columns)), dtype=np.uint8, order="F")
         for position, column in enumerate(self.columns):
@@ -60,7 +68,14 @@ class ProfileBins:
                 values = predictions
             if values is None or rows == 0:
                 continue
-            codes[:, position] = self._code(position, column, np.asarray(values))
+            given = (
+                coded.get(self.names[position]) if coded and position < len(self.names) else None
+            )
+            if given is not None and column.kind == "categorical":
+                # A value's code depends on the value alone.
+                codes[:, position] = self._code(position, column, given.distinct)[given.codes]
+            else:
+                codes[:, position] = self._code(position, column, np.asarray(values))
         return codes
 
     def _code(self, position: int, column: ColumnProfile, values: np.ndarray) -> np.ndarray:
@@ -105,11 +120,16 @@ class DriftCounts:
         self.rows += sign * len(codes)
 
     def observe(
-        self, bins: ProfileBins, columns: Mapping[str, Any], predictions: Any | None, rows: int
+        self,
+        bins: ProfileBins,
+        columns: Mapping[str, Any],
+        predictions: Any | None,
+        rows: int,
+        coded: Mapping[str, Coded] | None = None,
     ) -> None:
         """Count `rows` new rows, given column by column, with their predictions."""
         began = time.perf_counter()
-        self.add_codes(bins, bins.codes(columns, predictions, rows))
+        self.add_codes(bins, bins.codes(columns, predictions, rows, coded))
         self.seconds += time.perf_counter() - began
 
     def merge(self, other: DriftCounts) -> None:

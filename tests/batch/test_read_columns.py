@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from infer_cli.batch.drift import drift_check
 from infer_cli.batch.frames import model_frame, read_coded_columns, read_columns
 from infer_cli.core import load_model
 from infer_cli.tables.inputs import open_table
@@ -73,6 +74,10 @@ def test_a_chunk_as_arrays_scores_as_sklearn_on_its_dataframe(
         assert got.probabilities is not None
         assert got.probabilities.dtype == expected_proba.dtype
         assert np.array_equal(got.probabilities, expected_proba)
+    check = drift_check(model, None, None)
+    if coded and check is not None:  # counted into the training profile's bins alike
+        plain = check.bins.codes(columns, got.model_values, ROWS)
+        assert np.array_equal(check.bins.codes(columns, got.model_values, ROWS, codes), plain)
 
 
 def test_a_chunk_with_a_value_to_refuse_is_left_to_validate(
