@@ -1,7 +1,7 @@
 """Rows as the model reads them: the columns of its signature taken from an arrow table as
 pandas, numbers in CSV (or JSON Lines) text parsed by pyarrow, missing values spelled as
 pandas' read_csv spells them, so that `predict` and `evaluate` read text the way `train` did;
-and the allocator arrow takes for them."""
+predicted labels back as arrow; and the allocator arrow takes for them."""
 
 from __future__ import annotations
 
@@ -140,3 +140,16 @@ def _address_space_capped() -> bool:
         return False
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     return soft != resource.RLIM_INFINITY
+
+
+def label_array(values: np.ndarray, kind: pa.DataType, classes: list[Any] | None) -> pa.Array:
+    """Predicted labels as an arrow array. String labels are looked up among the classes
+    rather than converted one by one, which is several times faster."""
+    import pyarrow as pa
+
+    if values.dtype.kind == "U" and classes and all(isinstance(c, str) for c in classes):
+        known = np.array(sorted(classes))
+        positions = np.searchsorted(known, values).clip(0, len(known) - 1)
+        if bool((known[positions] == values).all()):
+            return pa.array(known.astype(object), pa.string()).take(pa.array(positions))
+    return pa.array(values, from_pandas=True).cast(kind)

@@ -28,7 +28,7 @@ from ..tables.limits import DEFAULT_BATCH_ROWS, MAX_COLUMNS
 from ..tables.paths import refuse_aliases
 from ..tables.readers import Chunk, MalformedRows, TableReader
 from ..tables.writers import DeferredWriter, TableWriter, open_writer
-from .frames import arrow_memory_pool, read_coded_columns
+from .frames import arrow_memory_pool, label_array, read_coded_columns
 from .hints import delimiter_hint, header_hint
 from .stages import run_stages
 
@@ -446,7 +446,7 @@ class BatchScoring:
             numbers = pa.array(pd.to_numeric(columns[name], errors="coerce"), from_pandas=True)
             arrays.append(numbers.cast(schema.field(name).type))
         label_type = schema.field(PREDICTION_COLUMN).type
-        arrays.append(_labels(predictions.values, label_type, self.model.card.classes))
+        arrays.append(label_array(predictions.values, label_type, self.model.card.classes))
         if self.options.proba and predictions.probabilities is not None:
             probabilities = predictions.probabilities
             if self.options.precision is not None:
@@ -493,16 +493,3 @@ def _listed(names: list[str], most: int = 20) -> str:
     """Names for a message, the first `most` of them when there are more."""
     shown = ", ".join(names[:most])
     return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
-
-
-def _labels(values: np.ndarray, kind: pa.DataType, classes: list[Any] | None) -> pa.Array:
-    """Predicted labels as an arrow array. String labels are looked up among the classes
-    rather than converted one by one, which is several times faster."""
-    import pyarrow as pa
-
-    if values.dtype.kind == "U" and classes and all(isinstance(c, str) for c in classes):
-        known = np.array(sorted(classes))
-        positions = np.searchsorted(known, values).clip(0, len(known) - 1)
-        if bool((known[positions] == values).all()):
-            return pa.array(known.astype(object), pa.string()).take(pa.array(positions))
-    return pa.array(values, from_pandas=True).cast(kind)
