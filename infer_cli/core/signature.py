@@ -22,6 +22,7 @@ COLUMN_TYPES: tuple[str, ...] = ("float", "integer", "string", "text", "boolean"
 PINNED_DTYPES = ("float64", "float32", "int64", "int32")
 NUMERIC_TYPES = ("float", "integer")
 _PLAIN_NUMBER_TYPES = {float, int, type(None)}
+_EXACT_IN_A_DOUBLE = 2**53
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,18 @@ def _plain_array(values: Sequence[Any], column: Column) -> np.ndarray | None:
         # bool is an int subclass; it and numeric strings take the casting path.
         if not kinds <= _PLAIN_NUMBER_TYPES:
             return None
+        if (
+            kinds == {int}
+            and column.numpy_dtype
+            and np.dtype(column.numpy_dtype).kind in "iu"
+            and -_EXACT_IN_A_DOUBLE <= min(values) <= max(values) <= _EXACT_IN_A_DOUBLE
+        ):
+            # Whole numbers for an integer column (MLflow's `long`), cast at once; as
+            # `validate` gives them, which reads them as doubles first.
+            try:
+                return np.array(values, dtype=column.numpy_dtype)
+            except OverflowError:
+                return None  # `validate` names the row
         numbers = np.array(values, dtype=np.float64)
         if (
             column.dtype == "integer"
@@ -265,7 +278,7 @@ def _plain_array(values: Sequence[Any], column: Column) -> np.ndarray | None:
         if column.numpy_dtype in (None, "float64"):
             return numbers
         target = np.dtype(column.numpy_dtype)
-        if target.kind == "i":
+        if target.kind in "iu":
             limits = np.iinfo(target)
             if (
                 np.isnan(numbers).any()
@@ -467,7 +480,7 @@ def _pin(values: Any, column: Column, first_row: int) -> Any:
     if column.numpy_dtype is None:
         return values
     target = np.dtype(column.numpy_dtype)
-    if target.kind == "i":
+    if target.kind in "iu":  # unsigned too: numpy's cast would wrap -5 round to 251
         numbers = np.asarray(values, dtype=np.float64)
         gaps = np.isnan(numbers)
         if gaps.any():

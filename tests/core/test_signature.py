@@ -141,6 +141,29 @@ def test_gap_or_overflow_in_a_pinned_integer_column_names_row_and_column() -> No
         PINNED.validate(data)
 
 
+@pytest.mark.parametrize(("value", "size"), [(300, "large"), (-5, "small")])
+def test_a_value_beyond_an_unsigned_column_is_refused_not_wrapped(value: int, size: str) -> None:
+    """numpy's cast would make 300 into 44 and -5 into 251 for a uint8 column."""
+    unsigned = Signature((Column("level", "integer", numpy_dtype="uint8"),))
+    with pytest.raises(SchemaError, match=rf"row 1, column 'level': '{value}' is too {size}"):
+        unsigned.validate(pd.DataFrame({"level": [value]}))
+    assert unsigned.arrays({"level": [value]}, 1) is None  # a request takes `validate`
+    assert unsigned.arrays({"level": [7]}, 1)["level"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("values", [[3, -7, 0], [2**53, -(2**53)], [2**53 + 1, 2**62 + 1]])
+def test_whole_numbers_in_a_request_reach_a_pinned_column_as_validate_gives_them(
+    values: list[int],
+) -> None:
+    rows = len(values)
+    columns = {"count": values, "small": [1] * rows, "ratio": [0.5] * rows, "flag": [True] * rows}
+    arrays = PINNED.arrays(columns, rows)
+    validated = PINNED.validate(pd.DataFrame(columns)).frame
+    assert arrays is not None
+    assert arrays["count"].tolist() == validated["count"].tolist()
+    assert arrays["count"].dtype == validated["count"].dtype == np.int64
+
+
 def test_boolean_column_refuses_what_is_not_true_or_false_and_keeps_gaps() -> None:
     data = pd.DataFrame({"count": [1, 2], "small": [1, 2], "ratio": [0.5, 0.5]})
     with pytest.raises(SchemaError, match="row 2, column 'flag': 'maybe' is not true or false"):
