@@ -371,6 +371,10 @@ def _stack(blocks: list[Any], sparse_output: bool, rows: int) -> Any:
     if sparse_output:
         from sklearn.utils import check_array
 
+        if len(blocks) == 1 and sparse.issparse(blocks[0]) and blocks[0].format == "csr":
+            # Stacking one CSR block copies it, the same entries in the same order.
+            return blocks[0]
+
         converted = [
             check_array(block, accept_sparse=True, ensure_all_finite=False) for block in blocks
         ]

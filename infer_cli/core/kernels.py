@@ -1,14 +1,15 @@
 """Fitted scikit-learn steps called on plain arrays, without their per-call checks.
 
 Each fitted transformer or final estimator the fast route meets becomes a `Step` or a
-`Final`. The common ones (SimpleImputer, StandardScaler, OneHotEncoder; linear models,
-forests, histogram gradient boosting) are *direct*: the same numpy operations, in the same
-order, as scikit-learn's own `transform`/`predict` after its input checks, so the results are
-the same bits; a direct step handed an input it was not written for (another dtype, a
-sparse matrix, an unknown category it should refuse) hands it to scikit-learn itself. Every
-other fitted step is called through its own method on the array, with parameter validation
-skipped and its input checks kept. `array_route.Route` checks each model's steps against the
-usual route when the model is loaded, and a model whose steps disagree does not take them.
+`Final`. The common ones (SimpleImputer, StandardScaler, OneHotEncoder, TfidfVectorizer;
+linear models, forests, histogram gradient boosting) are *direct*: the same numpy operations,
+in the same order, as scikit-learn's own `transform`/`predict` after its input checks, so the
+results are the same bits; a direct step handed an input it was not written for (another
+dtype, a sparse matrix, an unknown category it should refuse, a number where text belongs)
+hands it to scikit-learn itself. Every other fitted step is called through its own method on
+the array, with parameter validation skipped and its input checks kept. `array_route.Route`
+checks each model's steps against the usual route when the model is loaded, and a model whose
+steps disagree does not take them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def step_of(transformer: Any, dense_output: bool = False) -> Step:
     """The fitted `transformer` as a step. `dense_output`: its consumer densifies a sparse
     result anyway (a ColumnTransformer with dense output), so a dense one may be given."""
     name = type(transformer).__name__
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -61,6 +63,8 @@ def step_of(transformer: Any, dense_output: bool = False) -> Step:
         direct = _scaler(transformer)
     elif kind is OneHotEncoder:
         direct = _one_hot(transformer, dense_output)
+    elif kind is TfidfVectorizer:
+        direct = _tfidf(transformer)
     if direct is not None:
         return Step(name, direct, True)
     return Step(name, _checked_call(transformer.transform), False)
@@ -182,6 +186,56 @@ def _scaler(scaler: Any) -> Transform | None:
         return scaled
 
     return standardize
+
+
+def _tfidf(vectorizer: Any) -> Transform | None:
+    """TfidfVectorizer on a column of strings: scikit-learn's own counting (`_count_vocab`),
+    then the lines of `TfidfTransformer.transform` that follow its checks, whose input the
+    counts already are (CSR, floats): sublinear tf, idf weights, the row norm."""
+    from sklearn.utils import sparsefuncs_fast
+
+    tfidf = getattr(vectorizer, "_tfidf", None)
+    if tfidf is None or not hasattr(vectorizer, "vocabulary_"):
+        return None
+    if np.dtype(vectorizer.dtype) not in (np.float64, np.float32):
+        return None  # the transformer would cast integer counts to floats
+    normalizers = {
+        None: None,
+        "l1": sparsefuncs_fast.inplace_csr_row_normalize_l1,
+        "l2": sparsefuncs_fast.inplace_csr_row_normalize_l2,
+    }
+    if tfidf.norm not in normalizers:
+        return None
+    normalize = normalizers[tfidf.norm]
+    idf = getattr(tfidf, "idf_", None)
+    try:
+        from sklearn.utils._sparse import _align_api_if_sparse as align
+    except ImportError:  # a scikit-learn with one sparse interface returns the matrix as is
+        align = _unchanged
+    usual = _checked_call(vectorizer.transform)
+
+    def weigh(features: Any) -> Any:
+        if not isinstance(features, np.ndarray) or features.ndim != 1 or features.dtype != object:
+            return usual(features)
+        if not all(type(value) is str for value in features.tolist()):
+            return usual(features)  # a gap or a number: scikit-learn's error or answer
+        _, counts = vectorizer._count_vocab(features, fixed_vocab=True)
+        if vectorizer.binary:
+            counts.data.fill(1)
+        if tfidf.sublinear_tf:
+            np.log(counts.data, counts.data)
+            counts.data += 1.0
+        if idf is not None:
+            counts.data *= idf[counts.indices]
+        if normalize is not None:
+            normalize(counts)
+        return align(counts)
+
+    return weigh
+
+
+def _unchanged(matrix: Any) -> Any:
+    return matrix
 
 
 _MANY_ROWS = 256

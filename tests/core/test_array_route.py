@@ -219,6 +219,47 @@ def test_a_step_it_does_not_know_is_called_with_its_checks(tmp_path: Path) -> No
     assert_rows_same_as_sklearn(model, {name: columns[name] for name in features.columns})
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"norm": "l1", "use_idf": False},
+        {"binary": True, "sublinear_tf": True, "smooth_idf": False},
+        {"norm": None, "ngram_range": (1, 2), "min_df": 2},
+        {"analyzer": "char_wb", "ngram_range": (2, 3), "max_features": 300},
+    ],
+    ids=["l1-no-idf", "binary-sublinear", "no-norm", "characters"],
+)
+def test_a_users_own_tfidf_pipeline_takes_the_direct_vectorizer(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    """TfidfVectorizer is direct whatever its options: its own counting, then the weights
+    and the norm as TfidfTransformer gives them, beside a numeric branch or alone."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(SAMPLE_DATA / "reviews.csv")
+    for branches in (
+        [("words", TfidfVectorizer(**options), "review")],
+        [("words", TfidfVectorizer(**options), "review"), ("id", StandardScaler(), ["review_id"])],
+    ):
+        features = frame[["review", "review_id"]]
+        pipeline = Pipeline(
+            [("prepare", ColumnTransformer(branches)), ("model", LogisticRegression())]
+        ).fit(features, frame["sentiment"])
+        joblib.dump(pipeline, tmp_path / "own.joblib")
+        model = load_model(tmp_path / "own.joblib")
+        assert model.route is not None, model.route_note
+        assert "direct: " in model.route_note and "TfidfVectorizer" in model.route_note
+        assert "checked call" not in model.route_note
+        columns = awkward_rows(model, {"review": "text"}, "reviews")
+        columns["review"].append(42)  # a number where text is expected
+        columns["review_id"] = [float(row) for row in range(len(columns["review"]))]
+        assert_rows_same_as_sklearn(model, columns)
+
+
 def test_info_says_which_route_a_model_takes(saved: Any, tmp_path: Path) -> None:
     import json
 
