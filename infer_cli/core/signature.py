@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SchemaError
+from .cells import cast_boolean, is_missing, show
 from .coded import Coded
 
 ColumnType = Literal["float", "integer", "string", "text", "boolean", "any"]
@@ -221,7 +222,7 @@ class Signature:
                     series = frame[column.name]
                     for refused, reason in _read_numbers(series, column)[1]:
                         for position in np.flatnonzero(refused).tolist():
-                            value = _show(series.iloc[position])
+                            value = show(series.iloc[position])
                             found.setdefault(
                                 position, BadRow(position, column.name, f"{value} {reason}")
                             )
@@ -365,7 +366,7 @@ def _cast(series: pd.Series, column: Column, first_row: int) -> Any:
     if column.dtype == "string":
         return _cast_category(series)
     if column.dtype == "boolean":
-        return _cast_boolean(series, column, first_row)
+        return cast_boolean(series, column.name, first_row)
     if column.dtype == "text":
         return series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object)
     return series
@@ -377,7 +378,7 @@ def _cast_numeric(series: pd.Series, column: Column, first_row: int) -> np.ndarr
     if found:
         position, reason = min(found)
         raise SchemaError(
-            f"{_show(series.iloc[position])} {reason}", column=column.name, row=first_row + position
+            f"{show(series.iloc[position])} {reason}", column=column.name, row=first_row + position
         )
     return values
 
@@ -426,53 +427,18 @@ def _cast_category(series: pd.Series) -> np.ndarray:
     if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
         return np.array(
             [
-                value if isinstance(value, str) or _is_missing(value) else str(value)
+                value if isinstance(value, str) or is_missing(value) else str(value)
                 for value in values
             ],
             dtype=object,
         )
-    return np.array([np.nan if _is_missing(v) else str(v) for v in values], dtype=object)
+    return np.array([np.nan if is_missing(v) else str(v) for v in values], dtype=object)
 
 
 def _category_of_float(value: Any) -> Any:
-    if _is_missing(value):
+    if is_missing(value):
         return np.nan
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
-
-
-def _show(value: Any) -> str:
-    text = str(value)
-    return repr(text if len(text) <= 40 else text[:37] + "...")
-
-
-_TRUTH = {"true": True, "false": False, "1": True, "0": False}
-
-
-def _cast_boolean(series: pd.Series, column: Column, first_row: int) -> np.ndarray:
-    """True/False values, also written as true/false or 1/0; missing values stay missing,
-    which makes the column objects, as pandas makes a boolean column with gaps."""
-    if pd.api.types.is_bool_dtype(series) and not series.hasnans:
-        return series.to_numpy(dtype=bool)
-    values = series.to_numpy(dtype=object, na_value=np.nan)
-    cast = np.empty(len(values), dtype=object)
-    for position, value in enumerate(values):
-        if _is_missing(value):
-            cast[position] = np.nan
-        elif isinstance(value, (bool, np.bool_)):
-            cast[position] = bool(value)
-        elif str(value).strip().lower() in _TRUTH:
-            cast[position] = _TRUTH[str(value).strip().lower()]
-        else:
-            raise SchemaError(
-                f"{_show(value)} is not true or false", column=column.name, row=first_row + position
-            )
-    if any(_is_missing(value) for value in cast):
-        return cast
-    return cast.astype(bool)
 
 
 def _pin(values: Any, column: Column, first_row: int) -> Any:
@@ -496,7 +462,7 @@ def _pin(values: Any, column: Column, first_row: int) -> Any:
             position = int(np.flatnonzero(outside)[0])
             value = numbers[position]
             # An infinity has no int(): shown as the float it is.
-            shown = _show(int(value)) if np.isfinite(value) else str(value)
+            shown = show(int(value)) if np.isfinite(value) else str(value)
             size = "large" if value > limits.max else "small"
             raise SchemaError(
                 f"{shown} is too {size} for the model's {target} column",
