@@ -31,7 +31,9 @@ class Declined(Exception):
 
 @dataclass(frozen=True)
 class Step:
-    """One fitted transformer as the fast route calls it; `direct` tells how."""
+    """One fitted transformer as the fast route calls it; `direct` tells how. A direct step
+    gives each row from that row alone: a branch of direct steps transforms a file's distinct
+    rows once each (`Branch.run`), so a step whose rows depend on each other is not direct."""
 
     name: str
     transform: Transform
