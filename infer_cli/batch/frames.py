@@ -72,10 +72,14 @@ def _text_to_numbers(column: pa.ChunkedArray) -> tuple[Any, Coded | None]:
 
     # A cast that fails costs twenty times one that succeeds: a column of words is found
     # out by its first rows, whose failure is the whole column's.
+    first = column.slice(0, _FIRST_ROWS)
     try:
-        pc.cast(_without_missing(column.slice(0, _FIRST_ROWS)), pa.float64())
+        pc.cast(first, pa.float64())
     except pa.ArrowInvalid:
-        return _coded_objects(_without_missing(column))
+        try:
+            pc.cast(_without_missing(first), pa.float64())
+        except pa.ArrowInvalid:
+            return _coded_objects(_without_missing(column))
     try:
         return pc.cast(column, pa.float64()).to_numpy(), None
     except pa.ArrowInvalid:
