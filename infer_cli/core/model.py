@@ -169,6 +169,39 @@ class Model:
             features = features.to_numpy()
         return Prepared(features, len(features), validated.notices)
 
+    def prepare_together(self, requests: list[Mapping[str, list[Any]]]) -> list[Prepared] | None:
+        """Several requests' rows, each given as named columns of plain values, made into
+        arrays in one pass per column: what `prepare` gives each of them. A typed column is
+        cast value by value; an untyped one as its kinds of value (numbers, strings, gaps)
+        say, so there every request must hold the same kinds. None when they do not, or a
+        request needs pandas: then each is prepared alone."""
+        if len(requests) < 2 or self.signature.positional:
+            return None
+        counts = [len(next(iter(request.values()), [])) for request in requests]
+        merged: dict[str, list[Any]] = {}
+        for column in self.signature.inputs:
+            parts = [request.get(column.name) for request in requests]
+            kinds = None
+            for part, rows in zip(parts, counts, strict=True):
+                if part is None or len(part) != rows:
+                    return None
+                if column.dtype != "any":
+                    continue
+                if kinds is None:
+                    kinds = set(map(type, part))
+                elif set(map(type, part)) != kinds:
+                    return None
+            merged[column.name] = [value for part in parts if part for value in part]
+        arrays = self.signature.arrays(merged, sum(counts))
+        if arrays is None:
+            return None
+        prepared, start = [], 0
+        for rows in counts:
+            rows_arrays = {name: array[start : start + rows] for name, array in arrays.items()}
+            prepared.append(Prepared(rows_arrays, rows))
+            start += rows
+        return prepared
+
     def predict_many(self, prepared: list[Prepared], *, proba: bool = False) -> Predictions:
         """Predict the rows of several prepared requests in one call to the estimator."""
         if proba and not self.can_predict_proba:

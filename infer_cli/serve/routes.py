@@ -29,7 +29,7 @@ from .jobs import Decoded, Job, Parts, Scoring, Writer, labelled
 from .messages import JSON, Reply, Request
 from .metrics import prometheus
 from .options import ServeOptions
-from .payloads import Limits
+from .payloads import Limits, Payload
 from .prediction_log import PredictionLog
 from .served import ServedModels, model_metadata, model_name, model_version
 from .stats import ServeStats
@@ -113,23 +113,25 @@ class App:
         """Score a batch of jobs: one reply each, an error reply for a job whose part failed,
         and None for a large request with parts still to score (see `FIRST_PART_ROWS`)."""
         replies: list[Reply | None] = [None] * len(jobs)
-        groups: dict[tuple[int, str], list[Scoring]] = {}
+        small: dict[tuple[int, str], list[tuple[int, Decoded, Payload]]] = {}
         large: list[int] = []
         for index, job in enumerate(jobs):
             try:
                 if job.parts is None:
                     decoded = self._decode(job)
                     if decoded.payload.rows <= FIRST_PART_ROWS:
-                        scoring = _prepare(index, decoded)
                         # Probabilities and thresholds are applied per request after the model
                         # call, so every request for a model shares it, whatever it asks.
-                        groups.setdefault((id(scoring.model), scoring.name), []).append(scoring)
+                        rows = decoded.payload.part()  # each cell checked: may refuse
+                        key = (id(decoded.model), decoded.name)
+                        small.setdefault(key, []).append((index, decoded, rows))
                         continue
                     job.parts = Parts(decoded, size=FIRST_PART_ROWS)
                 large.append(index)
             except Exception as exc:
                 replies[index] = error_reply(exc, job.request)
-        for group in groups.values():
+        for requests in small.values():
+            group = _prepare(requests, replies, jobs)
             rows = self.options.max_batch_rows
             for call in split_by_rows(group, lambda scoring: scoring.prepared.rows, rows):
                 for scoring, reply in self._score(call, jobs):
@@ -374,13 +376,37 @@ class App:
         return replies
 
 
-def _prepare(index: int, decoded: Decoded) -> Scoring:
-    payload = decoded.payload.part()
-    prepared = decoded.model.prepare(payload.columns, payload.frame)
-    return Scoring(
-        index, decoded.model, prepared, decoded.proba, decoded.writer, decoded.decision,
-        payload, decoded.name,
-    )  # fmt: skip
+def _prepare(
+    requests: list[tuple[int, Decoded, Payload]], replies: list[Reply | None], jobs: list[Job]
+) -> list[Scoring]:
+    """The requests for one model validated, together when they can be (one pass per column
+    for all of them), else one by one; a request refused gets its error reply."""
+    model = requests[0][1].model
+    columns = [payload.columns for _, _, payload in requests if payload.columns is not None]
+    together = model.prepare_together(columns) if len(columns) == len(requests) else None
+    scorings = []
+    for position, (index, decoded, payload) in enumerate(requests):
+        try:
+            if together is not None:
+                prepared = together[position]
+            else:
+                prepared = model.prepare(payload.columns, payload.frame)
+        except Exception as exc:
+            replies[index] = error_reply(exc, jobs[index].request)
+            continue
+        scorings.append(
+            Scoring(
+                index,
+                model,
+                prepared,
+                decoded.proba,
+                decoded.writer,
+                decoded.decision,
+                payload,
+                decoded.name,
+            )
+        )
+    return scorings
 
 
 def error_reply(exc: BaseException, request: Request | None = None) -> Reply:

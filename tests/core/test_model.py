@@ -242,6 +242,49 @@ def test_only_plain_values_become_arrays_without_pandas() -> None:
     assert arrays["t"].tolist() == ["", "some words"]
 
 
+@pytest.mark.parametrize("typed", [True, False], ids=["typed", "untyped"])
+def test_requests_prepared_together_are_what_each_gives_alone(typed: bool) -> None:
+    """One pass per column for several requests gives each request the arrays `prepare` gives
+    it alone; requests whose values differ in kind in a column are left to `prepare`."""
+    from infer_cli.core import Column, Signature
+    from infer_cli.core.model import Model
+
+    kinds = ("integer", "float", "string", "text") if typed else ("any",) * 4
+    names = ("n", "x", "s", "t")
+    columns = zip(names, kinds, strict=True)
+    signature = Signature(tuple(Column(name, kind) for name, kind in columns))
+    model = Model.__new__(Model)
+    model.card = type("Card", (), {"signature": signature})()  # type: ignore[assignment]
+    requests = [
+        {"n": [1, 2], "x": [0.5, None], "s": ["a", None], "t": ["some words", "more"]},
+        {"n": [3], "x": [None], "s": ["b"], "t": ["a few"], "extra": ["kept out"]},
+        {"n": [2**40], "x": [7.25], "s": [None], "t": ["x"]},
+    ]
+    together = model.prepare_together(requests)
+    alone = [model.prepare(columns=request) for request in requests]
+    if not typed:  # kinds differ between requests in untyped columns: each alone
+        assert together is None
+        requests = [{**request, "s": ["z"] * len(request["n"])} for request in requests]
+        requests = [{**request, "x": [1.5] * len(request["n"])} for request in requests]
+        together = model.prepare_together(requests)
+        alone = [model.prepare(columns=request) for request in requests]
+    assert together is not None
+
+    def shown(values: np.ndarray) -> list[object]:
+        return [None if pd.isna(value) else value for value in values.tolist()]
+
+    for joint, single in zip(together, alone, strict=True):
+        assert joint.rows == single.rows
+        assert joint.features.keys() == single.features.keys()
+        for name in names:
+            assert joint.features[name].dtype == single.features[name].dtype
+            assert shown(joint.features[name]) == shown(single.features[name])
+    # A value needing pandas, or (untyped) of another kind: each request is prepared alone.
+    assert model.prepare_together([requests[0], {**requests[1], "n": ["3"]}]) is None
+    assert model.prepare_together([requests[0], {**requests[1], "n": [3.5]}]) is None
+    assert model.prepare_together([requests[0]]) is None
+
+
 def test_an_array_route_that_disagrees_with_the_frame_route_is_dropped(tmp_path: Path) -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer

@@ -613,3 +613,34 @@ def test_serve_exit_codes_for_a_busy_port_and_a_missing_model(
     assert missing.returncode == 4
     assert "no model at" in missing.stderr.decode()
     assert "Traceback" not in missing.stderr.decode()
+
+
+def test_requests_scored_together_are_each_answered_as_alone_and_a_bad_one_fails_alone(
+    trained_models: dict[str, Path], sample_data: Path
+) -> None:
+    """A batch's requests are validated together when they can be; one holding a list in a
+    cell, a word in a number column or a gap where others have none changes nothing for the
+    others, and gets the same 400 it gets alone."""
+    from infer_cli.serve.messages import Headers, Request
+
+    app = App()
+    app.model = load_model(trained_models["churn"])
+    rows = json.loads(pd.read_csv(sample_data / "churn_new.csv").head(5).to_json(orient="records"))
+    bad = {
+        1: {**rows[1], "contract": ["a", "list"]},
+        3: {**rows[3], "tenure_months": "twelve"},
+    }
+    documents = [{"dataframe_records": [bad.get(index, row)]} for index, row in enumerate(rows)]
+    documents.append({"dataframe_records": [{**rows[0], "monthly_charges": None}]})
+
+    def job(document: dict[str, Any]) -> Any:
+        body = json.dumps(document).encode()
+        headers = Headers({"Content-Type": "application/json"})
+        return app.route(Request("POST", "/invocations", headers, body))
+
+    together = app.answer([job(document) for document in documents])
+    alone = [app.answer([job(document)])[0] for document in documents]
+    for index, (joint, single) in enumerate(zip(together, alone, strict=True)):
+        assert joint is not None and single is not None
+        assert (joint.status, joint.body) == (single.status, single.body), index
+        assert joint.status == (400 if index in bad else 200), joint.body
