@@ -5,7 +5,7 @@ model directories is `store`'s; what a model's card records is `card`'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -169,7 +169,9 @@ class Model:
             features = features.to_numpy()
         return Prepared(features, len(features), validated.notices)
 
-    def prepare_together(self, requests: list[Mapping[str, list[Any]]]) -> list[Prepared] | None:
+    def prepare_together(
+        self, requests: Sequence[Mapping[str, list[Any]]]
+    ) -> list[Prepared] | None:
         """Several requests' rows, each given as named columns of plain values, made into
         arrays in one pass per column: what `prepare` gives each of them. A typed column is
         cast value by value; an untyped one as its kinds of value (numbers, strings, gaps)

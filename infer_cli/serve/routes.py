@@ -122,9 +122,9 @@ class App:
                     if decoded.payload.rows <= FIRST_PART_ROWS:
                         # Probabilities and thresholds are applied per request after the model
                         # call, so every request for a model shares it, whatever it asks.
-                        rows = decoded.payload.part()  # each cell checked: may refuse
+                        cells = decoded.payload.part()  # each cell checked: may refuse
                         key = (id(decoded.model), decoded.name)
-                        small.setdefault(key, []).append((index, decoded, rows))
+                        small.setdefault(key, []).append((index, decoded, cells))
                         continue
                     job.parts = Parts(decoded, size=FIRST_PART_ROWS)
                 large.append(index)
