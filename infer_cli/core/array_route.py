@@ -63,7 +63,7 @@ class Branch:
                     if isinstance(distinct, np.ndarray):
                         return np.take(distinct, found[1], axis=0)
                     return distinct[found[1]]
-            block = np.column_stack([columns[name] for name in self.columns])
+            block = as_frame_matrix([columns[name] for name in self.columns])
         return self._transform(block)
 
     def _transform(self, block: Any) -> Any:
@@ -138,7 +138,7 @@ class Route:
         """What the final estimator takes, as the usual route's steps would give it. `coded`:
         some of the columns as codes into their distinct values (the same rows)."""
         if self.branches is None:
-            features: Any = np.column_stack([columns[name] for name in self.names])
+            features: Any = as_frame_matrix([columns[name] for name in self.names])
         else:
             blocks = [branch.run(columns, coded, rows_per_distinct) for branch in self.branches]
             features = _stack(blocks, self.sparse_output, len(next(iter(columns.values()))))
@@ -360,6 +360,14 @@ def _same_features(given: Any, expected: Any) -> bool:
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
+
+
+def as_frame_matrix(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Columns as one matrix laid out as scikit-learn gets a DataFrame's values: column by
+    column (Fortran order). A matrix product's last bits depend on the layout, so a model
+    whose first step multiplies (a Pipeline of a scaler and a linear model, no
+    ColumnTransformer) gives the usual route's answers only on this layout."""
+    return np.vstack(columns).T
 
 
 def _stack(blocks: list[Any], sparse_output: bool, rows: int) -> Any:

@@ -157,7 +157,7 @@ def _imputer(imputer: Any) -> Transform | None:
             return usual(features)
         if features.dtype != statistics.dtype or features.shape[1] != len(statistics):
             return usual(features)
-        filled = features.copy()
+        filled = features.copy(order="K")  # the layout kept, as scikit-learn's copy keeps it
         # For objects, scikit-learn finds NaN as the values unequal to themselves.
         missing = np.isnan(filled) if numeric else filled != filled
         if missing.any():
@@ -180,7 +180,7 @@ def _scaler(scaler: Any) -> Transform | None:
             return usual(features)
         if features.ndim != 2 or features.shape[1] != width:
             return usual(features)
-        scaled = features.copy()
+        scaled = features.copy(order="K")
         if scaler.with_mean:
             scaled -= mean
         if scaler.with_std:

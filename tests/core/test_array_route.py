@@ -260,6 +260,42 @@ def test_a_users_own_tfidf_pipeline_takes_the_direct_vectorizer(
         assert_rows_same_as_sklearn(model, columns)
 
 
+@pytest.mark.parametrize("source", ["directory", "bare"])
+def test_a_scaler_and_a_linear_model_fitted_on_a_frame_take_the_direct_route(
+    tmp_path: Path, source: str
+) -> None:
+    """No ColumnTransformer: the matrix product sees the columns as the DataFrame lays them
+    out (column by column); laid out row by row, its last bits differed and such a model,
+    saved with a typed signature, was left to the DataFrame route."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from infer_cli.core.card import ModelCard
+    from infer_cli.core.signature import Column, Signature
+
+    names = ["a", "b", "c", "d"]
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(2000, 4)), columns=names)
+    labels = np.where(frame["a"] + 0.5 * frame["b"] - frame["c"] > 0, "yes", "no")
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
+    pipeline.fit(frame, labels)
+    if source == "directory":
+        signature = Signature(tuple(Column(name, "float") for name in names))
+        card = ModelCard(task="classification", target="label", classes=["no", "yes"],
+                         signature=signature)  # fmt: skip
+        save_model(pipeline, card, tmp_path / "model")
+        model = load_model(tmp_path / "model")
+    else:
+        joblib.dump(pipeline, tmp_path / "model.joblib")
+        model = load_model(tmp_path / "model.joblib")
+    assert model.route_note == "arrays (direct: StandardScaler; LogisticRegression: direct)"
+    rows = pd.DataFrame(rng.normal(size=(300, 4)) * 3, columns=names)
+    for count in (1, 7, 300):
+        part = rows.head(count)
+        assert_same_as_sklearn(model, {name: part[name].tolist() for name in names})
+
+
 def test_info_says_which_route_a_model_takes(saved: Any, tmp_path: Path) -> None:
     import json
 
