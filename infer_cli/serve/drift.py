@@ -176,8 +176,10 @@ class DriftMonitor:
                 self._pending_rows = 0
             # The requests of one model are coded in one pass: coding a column costs a dozen
             # array operations whatever its length, and requests come a few rows at a time.
-            for model, taken in groupby(pending, key=lambda item: item[0]):
+            # By identity: a model's dataclass equality would compare its card field by field.
+            for _, taken in groupby(pending, key=lambda item: id(item[0])):
                 items = list(taken)
+                model = items[0][0]
                 window = self._window_of(model)
                 if window.bins is None:
                     continue
