@@ -111,8 +111,7 @@ def _per_model(stats: ServeStats, names: list[str]) -> list[str]:
             f'infer_cli_model_requests_total{{model="{label}",code="{code}"}} {n}'
             for code, n in sorted(totals.statuses.items())
         ]
-    first = True
-    for _, label, totals in each:
+    for position, (_, label, totals) in enumerate(each):
         lines += _histogram(
             "infer_cli_model_request_duration_seconds",
             "Time from reading a prediction request for a model to sending its answer.",
@@ -120,11 +119,9 @@ def _per_model(stats: ServeStats, names: list[str]) -> list[str]:
             LATENCY_BUCKETS,
             totals.latency_buckets,
             totals.latency_seconds,
-            described=first,
+            described=position == 0,
         )
-        first = False
-    first = True
-    for _, label, totals in each:
+    for position, (_, label, totals) in enumerate(each):
         lines += _histogram(
             "infer_cli_model_batch_rows",
             "Rows scored per call of a model.",
@@ -132,9 +129,8 @@ def _per_model(stats: ServeStats, names: list[str]) -> list[str]:
             BATCH_BUCKETS,
             totals.batch_buckets,
             float(totals.batch_rows),
-            described=first,
+            described=position == 0,
         )
-        first = False
     lines += [
         "# HELP infer_cli_model_reload_attempts_total Hot reloads of a model, by outcome.",
         "# TYPE infer_cli_model_reload_attempts_total counter",

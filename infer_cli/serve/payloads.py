@@ -25,9 +25,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 Columns = dict[str, list[Any]]
-SCALARS = (str, int, float, bool, type(None))
+SCALARS = frozenset((str, int, float, bool, type(None)))
 """What a cell may hold: anything else (a list, an object) is not one value."""
-_SCALAR_TYPES = frozenset(SCALARS)
 
 
 @dataclass(frozen=True)
@@ -337,10 +336,10 @@ def _check_cells(columns: Columns, first_row: int) -> None:
     """Every cell holds one value: a list or an object in a cell is refused here, before
     pandas or a model meets it (and before anything recurses into it)."""
     # One pass over every cell first: most requests are fine, and are a few rows wide.
-    if set(map(type, chain.from_iterable(columns.values()))) <= _SCALAR_TYPES:
+    if set(map(type, chain.from_iterable(columns.values()))) <= SCALARS:
         return
     for name, values in columns.items():
-        if not set(map(type, values)).issubset(SCALARS):
+        if not set(map(type, values)) <= SCALARS:
             position, value = next(
                 (position, value)
                 for position, value in enumerate(values)
