@@ -383,7 +383,12 @@ def _prepare(
     for all of them), else one by one; a request refused gets its error reply."""
     model = requests[0][1].model
     columns = [payload.columns for _, _, payload in requests if payload.columns is not None]
-    together = model.prepare_together(columns) if len(columns) == len(requests) else None
+    together = None
+    if len(columns) == len(requests):
+        try:
+            together = model.prepare_together(columns)
+        except Exception:  # whatever one request holds, it is answered alone below
+            together = None
     scorings = []
     for position, (index, decoded, payload) in enumerate(requests):
         try:

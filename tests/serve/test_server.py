@@ -640,7 +640,17 @@ def test_requests_scored_together_are_each_answered_as_alone_and_a_bad_one_fails
 
     together = app.answer([job(document) for document in documents])
     alone = [app.answer([job(document)])[0] for document in documents]
-    for index, (joint, single) in enumerate(zip(together, alone, strict=True)):
-        assert joint is not None and single is not None
+
+    def refused(requests: Any) -> None:
+        raise OverflowError("a value no array takes")
+
+    app.model.prepare_together = refused  # type: ignore[method-assign]
+    # Casting them together failed: each is still answered, alone.
+    fallen_back = app.answer([job(document) for document in documents])
+    for index, (joint, single, fallback) in enumerate(
+        zip(together, alone, fallen_back, strict=True)
+    ):
+        assert joint is not None and single is not None and fallback is not None
         assert (joint.status, joint.body) == (single.status, single.body), index
+        assert (fallback.status, fallback.body) == (single.status, single.body), index
         assert joint.status == (400 if index in bad else 200), joint.body
