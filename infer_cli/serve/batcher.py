@@ -13,6 +13,13 @@ batch, and a model that is slow holds up only its own jobs.
 A job may be scored in parts: `process` gives None for a job not finished yet, which goes
 back to the end of the queue, so that a request of a million rows takes its turns between
 the small ones instead of holding the scoring thread for seconds.
+
+A batch that is cheap is scored at once on the thread that submits it, when the scoring
+thread is idle and nothing is arriving: handing it over would cost two thread switches and
+a wake-up, more than scoring a few rows of a linear model. The scoring thread holds the
+interpreter lock while it scores anyway, so a batch within `inline_seconds` (by what the
+model's recent batches cost per byte of request) holds the submitting loop no longer than
+the thread would have.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from typing import Generic, TypeVar
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 Item = TypeVar("Item")
+
+COST_WEIGHT = 0.25
+"""How much the latest batch moves the estimate of what a batch costs."""
 
 
 def split_by_rows(items: list[Item], rows: Callable[[Item], int], most: int) -> list[list[Item]]:
@@ -47,6 +57,10 @@ class Batcher(Generic[Job, Result]):
     again, behind those that arrived meanwhile.
 
     `process` should not raise; if it does, each job of the batch gets `fail(job, error)`.
+
+    `submit` scores a batch on the caller's thread instead when the scoring thread is idle,
+    nothing is `arriving()`, and the batch should take at most `inline_seconds` by the cost
+    per unit of `size(job)` measured on earlier batches (none until one has been measured).
     """
 
     def __init__(
@@ -58,6 +72,8 @@ class Batcher(Generic[Job, Result]):
         max_jobs: int = 64,
         max_delay: float = 0.002,
         arriving: Callable[[], int] = lambda: 0,
+        inline_seconds: float = 0.0,
+        size: Callable[[Job], int] = lambda job: 1,
     ) -> None:
         self._process = process
         self._deliver = deliver
@@ -65,6 +81,10 @@ class Batcher(Generic[Job, Result]):
         self.max_jobs = max(1, max_jobs)
         self.max_delay = max(0.0, max_delay)
         self._arriving = arriving
+        self.inline_seconds = inline_seconds
+        self._size = size
+        self._cost: float | None = None
+        """Seconds per unit of size of recent batches, once one has been scored."""
         self._queue: deque[Job] = deque()
         self._scoring: set[Job] = set()
         """Jobs of the batch being scored; one withdrawn meanwhile is not queued again."""
@@ -85,11 +105,24 @@ class Batcher(Generic[Job, Result]):
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def submit(self, jobs: list[Job]) -> None:
-        """Queue `jobs`; each result reaches `deliver` once its batch is scored."""
+    def submit(self, jobs: list[Job]) -> list[tuple[Job, Result]]:
+        """Queue `jobs`, each of whose results reaches `deliver` once its batch is scored; or
+        score them at once if they are cheap, and give back the `(job, result)` pairs of
+        those finished, for the caller to deliver (unfinished ones are queued)."""
         with self._changed:
-            self._queue.extend(jobs)
-            self._changed.notify()
+            if not self._cheap(jobs):
+                self._queue.extend(jobs)
+                self._changed.notify()
+                return []
+            self._scoring.update(jobs)
+        return self._score(jobs)
+
+    def _cheap(self, jobs: list[Job]) -> bool:
+        if self._cost is None or self._queue or self._scoring or len(jobs) > self.max_jobs:
+            return False
+        if self.max_delay and self._arriving():
+            return False
+        return self._cost * sum(map(self._size, jobs)) <= self.inline_seconds
 
     def withdraw(self, job: Job) -> bool:
         """Take `job` back if its batch has not started; False if it is being scored (then
@@ -107,22 +140,33 @@ class Batcher(Generic[Job, Result]):
             batch = self._next_batch()
             if batch is None:
                 return
-            try:
-                results = self._process(batch)
-                if len(results) != len(batch):
-                    raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
-            except BaseException as exc:
-                results = [self._fail(job, exc) for job in batch]
-            done: list[tuple[Job, Result]] = []
-            with self._changed:
-                for job, result in zip(batch, results, strict=True):
-                    if result is not None:
-                        done.append((job, result))
-                    elif job in self._scoring:
-                        self._queue.append(job)
-                self._scoring.clear()
+            done = self._score(batch)
             if done:
                 self._deliver(done)
+
+    def _score(self, batch: list[Job]) -> list[tuple[Job, Result]]:
+        """Score `batch`: the pairs finished; the others go back to the queue."""
+        began = time.perf_counter()
+        try:
+            results = self._process(batch)
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+        except BaseException as exc:
+            results = [self._fail(job, exc) for job in batch]
+        cost = (time.perf_counter() - began) / max(1, sum(map(self._size, batch)))
+        done: list[tuple[Job, Result]] = []
+        with self._changed:
+            last = self._cost
+            self._cost = cost if last is None else last + COST_WEIGHT * (cost - last)
+            for job, result in zip(batch, results, strict=True):
+                if result is not None:
+                    done.append((job, result))
+                elif job in self._scoring:
+                    self._queue.append(job)
+            self._scoring.clear()
+            if self._queue:
+                self._changed.notify()
+        return done
 
     def _next_batch(self) -> list[Job] | None:
         with self._changed:
@@ -157,20 +201,23 @@ class Batchers(Generic[Job, Result]):
         self._make = make
         self._batchers: dict[str, Batcher[Job, Result]] = {}
 
-    def submit(self, jobs: list[Job]) -> None:
-        """Queue each job with its key's batcher, those of one key together."""
+    def submit(self, jobs: list[Job]) -> list[tuple[Job, Result]]:
+        """Queue each job with its key's batcher, those of one key together; the pairs of
+        those scored at once (see `Batcher.submit`)."""
         if not jobs:
-            return
+            return []
         keys = [self._key(job) for job in jobs]
         by_key: dict[str, list[Job]] = {keys[0]: jobs} if len(set(keys)) == 1 else {}
         for key, job in zip(keys, jobs, strict=True) if not by_key else ():
             by_key.setdefault(key, []).append(job)
+        done: list[tuple[Job, Result]] = []
         for key, keyed in by_key.items():
             batcher = self._batchers.get(key)
             if batcher is None:
                 batcher = self._batchers[key] = self._make()
                 batcher.start()
-            batcher.submit(keyed)
+            done += batcher.submit(keyed)
+        return done
 
     def withdraw(self, job: Job) -> bool:
         """`Batcher.withdraw` on the job's batcher."""

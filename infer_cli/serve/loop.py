@@ -47,6 +47,9 @@ SWEEP_SECONDS = 0.05
 LINGER_SECONDS = 2.0
 """How often time limits are checked: their precision."""
 BACKLOG = 1024
+INLINE_SECONDS = 0.002
+"""A batch expected to score within this is scored on the loop's own thread: less than the
+interpreter's switch interval, which is how long a scoring thread could hold it anyway."""
 _LISTENER = object()
 _WAKE = object()
 
@@ -129,6 +132,8 @@ class _Loop:
                 max_jobs=self.options.max_batch_rows,  # a job holds one row at least
                 max_delay=self.options.max_batch_delay,
                 arriving=self.partial.__len__,
+                inline_seconds=INLINE_SECONDS,
+                size=lambda job: len(job.request.body),
             ),
         )
 
@@ -151,9 +156,11 @@ class _Loop:
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + SWEEP_SECONDS
-                if self.routed:
-                    self.batchers.submit(self.routed)
-                    self.routed = []
+                while self.routed:
+                    # Replies scored at once may let pipelined requests be routed in turn.
+                    routed, self.routed = self.routed, []
+                    self.replies.extend(self.batchers.submit(routed))
+                    self._hand_out()
         finally:
             for connection in list(self.connections):
                 self._close(connection)
@@ -330,6 +337,10 @@ class _Loop:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Send the replies scored so far."""
         while self.replies:
             job, reply = self.replies.popleft()
             connection = self.waiting.pop(job, None)

@@ -225,3 +225,82 @@ def test_a_job_withdrawn_between_its_parts_is_not_scored_again() -> None:
     assert delivered.wait_for(1) == {("small", 1): "small done"}
     batcher.stop(5)
     assert score.order == ["big", "small"]
+
+
+class Timed:
+    """Doubles numbers after `seconds` per batch, and remembers the thread of each batch."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.threads: list[str] = []
+
+    def __call__(self, jobs: list[int]) -> list[int | None]:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return [None if job < 0 else job * 2 for job in jobs]
+
+
+def _measured(
+    score: Timed, delivered: Delivered, arriving: Callable[[], int] = lambda: 0, **limits: float
+) -> Batcher[int, object]:
+    """A batcher that may score on the submitting thread, after a first batch on its own."""
+    batcher = _batcher(score, delivered, arriving, inline_seconds=0.5, **limits)  # type: ignore[arg-type]
+    batcher.submit([1])
+    delivered.wait_for(1)
+    return batcher
+
+
+def test_once_measured_as_cheap_a_batch_is_scored_on_the_submitting_thread() -> None:
+    score, delivered = Timed(), Delivered()
+    batcher = _measured(score, delivered)
+    assert score.threads == ["batcher"], "an unmeasured model is scored on the scoring thread"
+    assert batcher.submit([2, 3]) == [(2, 4), (3, 6)]
+    assert score.threads[1:] == [threading.current_thread().name]
+    assert delivered.results == {1: 2}, "pairs scored at once are the caller's to deliver"
+    batcher.stop(5)
+
+
+def test_a_model_that_costs_more_than_the_limit_stays_on_the_scoring_thread() -> None:
+    score, delivered = Timed(seconds=0.05), Delivered()
+    batcher = _batcher(score, delivered, inline_seconds=0.01)  # type: ignore[arg-type]
+    for job in (1, 2, 3):
+        assert batcher.submit([job]) == []
+        delivered.wait_for(job)
+    assert score.threads == ["batcher"] * 3
+    batcher.stop(5)
+
+
+def test_a_batch_is_not_scored_at_once_while_requests_arrive() -> None:
+    score, delivered = Timed(), Delivered()
+    arriving = [0]
+    batcher = _measured(score, delivered, max_delay=0.01, arriving=lambda: arriving[0])
+    arriving[0] = 1
+    assert batcher.submit([2]) == [], "a request still being read may join the batch"
+    assert delivered.wait_for(2) == {1: 2, 2: 4}
+    arriving[0] = 0
+    assert batcher.submit([3]) == [(3, 6)]
+    batcher.stop(5)
+
+
+def test_a_batch_is_not_scored_at_once_while_the_scoring_thread_is_busy() -> None:
+    hold = threading.Event()
+    hold.set()
+    score, delivered = Recorder(hold), Delivered()
+    batcher = _batcher(score, delivered, inline_seconds=0.5, max_jobs=2)
+    batcher.submit([1])
+    delivered.wait_for(1)
+    hold.clear()
+    assert batcher.submit([2, 3, 4]) == [], "more jobs than a batch holds"
+    assert batcher.submit([5]) == [], "the scoring thread has jobs"
+    hold.set()
+    assert delivered.wait_for(5) == {job: job * 2 for job in range(1, 6)}
+    batcher.stop(5)
+
+
+def test_the_rest_of_a_job_scored_in_parts_goes_to_the_scoring_thread() -> None:
+    score, delivered = Timed(), Delivered()
+    batcher = _measured(score, delivered)
+    assert batcher.submit([-1, 5]) == [(5, 10)]
+    assert batcher.submit([6]) == [], "the thread has a job queued"
+    batcher.stop(5)
+    assert score.threads.count("batcher") >= 2
