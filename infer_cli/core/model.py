@@ -197,10 +197,11 @@ class Model:
         arrays = self.signature.arrays(merged, sum(counts))
         if arrays is None:
             return None
+        whole = Prepared(arrays, sum(counts))
         prepared, start = [], 0
         for rows in counts:
             rows_arrays = {name: array[start : start + rows] for name, array in arrays.items()}
-            prepared.append(Prepared(rows_arrays, rows))
+            prepared.append(Prepared(rows_arrays, rows, whole=whole, start=start))
             start += rows
         return prepared
 
@@ -208,7 +209,7 @@ class Model:
         """Predict the rows of several prepared requests in one call to the estimator."""
         if proba and not self.can_predict_proba:
             raise UsageError(f"the model at {self.path} does not give class probabilities")
-        parts = [part.features for part in prepared if part.rows]
+        parts = [part.features for part in rejoined(prepared) if part.rows]
         if not parts:
             width = len(self.card.classes or []) if proba else 0
             return Predictions(np.array([], dtype=object), np.empty((0, width)) if proba else None)
@@ -284,3 +285,21 @@ class Prepared:
     features: Any
     rows: int
     notices: list[str] = field(default_factory=list)
+    whole: Prepared | None = None
+    """Requests prepared together are slices of one: the rows they were cut from."""
+    start: int = 0
+    """Where in `whole` these rows begin."""
+
+
+def rejoined(prepared: list[Prepared]) -> list[Prepared]:
+    """`prepared`, or the one it was cut from when it is all of its slices in order: the
+    rows of requests prepared together need not be concatenated again."""
+    whole = prepared[0].whole if prepared else None
+    if whole is None:
+        return prepared
+    start = 0
+    for part in prepared:
+        if part.whole is not whole or part.start != start:
+            return prepared
+        start += part.rows
+    return [whole] if start == whole.rows else prepared

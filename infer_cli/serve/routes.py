@@ -18,6 +18,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..core.model import rejoined
 from ..errors import DataError, InferError, SchemaError
 from . import protocol
 from .access_log import log
@@ -350,7 +351,7 @@ class App:
                 return [(first, error_reply(exc, jobs[first.index].request))]
             return [pair for scoring in call for pair in self._score([scoring], jobs)]
         self.stats.record_batch(sum(s.prepared.rows for s in call), first.name or None)
-        prepared = [scoring.prepared for scoring in call]
+        prepared = rejoined([scoring.prepared for scoring in call])
         self.drifts.of(first.name).record(first.model, prepared, predictions.values)
         replies = []
         start = 0

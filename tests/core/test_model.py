@@ -279,6 +279,17 @@ def test_requests_prepared_together_are_what_each_gives_alone(typed: bool) -> No
         for name in names:
             assert joint.features[name].dtype == single.features[name].dtype
             assert shown(joint.features[name]) == shown(single.features[name])
+    # All of them in order are the rows they were cut from, not joined again; any other
+    # choice of them (a request refused, a batch split) is joined as requests alone are.
+    from infer_cli.core.model import rejoined
+
+    (whole,) = rejoined(together)
+    assert whole.rows == sum(part.rows for part in together)
+    for name in names:
+        joined = np.concatenate([part.features[name] for part in together])
+        assert shown(whole.features[name]) == shown(joined)
+    for chosen in ([together[0], together[2]], together[1:], together[::-1], alone):
+        assert rejoined(chosen) is chosen
     # A value needing pandas, or (untyped) of another kind: each request is prepared alone.
     assert model.prepare_together([requests[0], {**requests[1], "n": ["3"]}]) is None
     assert model.prepare_together([requests[0], {**requests[1], "n": [3.5]}]) is None
