@@ -122,12 +122,12 @@ class Head:
 
 def parse_head(data: bytes) -> Head:
     """The request line and headers (without the blank line that ends them)."""
-    text = str(data, "iso-8859-1")
+    text = str(data, "iso-8859-1").replace("\r\n", "\n")
     # A CR not ending a line, or a NUL, is read as a line end or a string end by some
     # proxies and not by others: refused, as RFC 9112 (2.2) and RFC 9110 (5.5) allow.
-    if "\0" in text or "\r" in text.replace("\r\n", ""):
+    if "\0" in text or "\r" in text:
         raise MalformedRequest("a bare CR or a NUL in the request head")
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = text.split("\n")
     request_line = lines[0]
     parts = request_line.split()
     if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
