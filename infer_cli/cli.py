@@ -1168,10 +1168,10 @@ def main() -> None:
     million rows.
 
     OpenBLAS's idle threads are told to sleep after a short spin, not the default long one,
-    unless the environment says otherwise: after each model call on a chunk they spun on
-    both cores for a while, taking them from the threads that read and write the file (on
-    1M churn rows, 1.1 s of a run's 3.3 s of CPU). Only how they wait changes, not how
-    many there are, so every product is computed as before, bit for bit.
+    unless the environment says otherwise: after each model call on a chunk of a file they
+    spun for a while, taking a core from the threads that read and write it (on 1M churn
+    rows, 1.1 s of a run's 4 s of CPU). Only how they wait changes, not how many there
+    are, so every product is computed as before.
     """
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN_STEPS)
     count_from_process_start()

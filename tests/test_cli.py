@@ -252,6 +252,30 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     assert result.stdout.decode().startswith("infer-cli ")
 
 
+@pytest.mark.parametrize("given", [None, "28"])
+def test_the_command_shortens_openblas_idle_spin_unless_the_environment_sets_it(
+    given: str | None,
+) -> None:
+    import subprocess
+    import sys
+
+    shown = (
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: print(os.environ.get('OPENBLAS_THREAD_TIMEOUT')))\n"
+        "sys.argv = ['infer-cli', '--version']\n"
+        "from infer_cli.cli import main\n"
+        "main()\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if given is not None:
+        environment["OPENBLAS_THREAD_TIMEOUT"] = given
+    result = subprocess.run(
+        [sys.executable, "-c", shown], capture_output=True, timeout=60, env=environment
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines()[-1] == (given or "4")
+
+
 @pytest.mark.parametrize(
     "text",
     ["7", " 7 ", "+7", "-2", "1_000", "7.0", "7.5", "1e3", "inf", "nan", "0x10", "", "1__0",
