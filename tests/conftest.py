@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from infer_cli.cli import app
 from infer_cli.core import Column, Model, ModelCard, Signature, save_model
 from infer_cli.serve import ServeOptions
-from infer_cli.serve.loop import PredictionServer
 from infer_cli.serve.routes import App
+from infer_cli.serve.server import PredictionServer
 from infer_cli.training import TrainOptions, train
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
-import threading
 import time
 import traceback
 from collections import deque
@@ -44,9 +43,8 @@ if TYPE_CHECKING:
 RECV_BYTES = 256 * 1024
 ACCEPTS_PER_WAKEUP = 64
 SWEEP_SECONDS = 0.05
-LINGER_SECONDS = 2.0
 """How often time limits are checked: their precision."""
-BACKLOG = 1024
+LINGER_SECONDS = 2.0
 INLINE_SECONDS = 0.002
 """A batch expected to score within this is scored on the loop's own thread: less than the
 interpreter's switch interval, which is how long a scoring thread could hold it anyway."""
@@ -54,54 +52,8 @@ _LISTENER = object()
 _WAKE = object()
 
 
-class PredictionServer:
-    """Serves `app` on a listening socket, bound at once; `serve_forever()` runs the loop and
-    `shutdown()` drains it: no new connections, in-flight requests answered, then it returns.
-    """
-
-    def __init__(
-        self, address: tuple[str, int], app: App, tls: ssl.SSLContext | None = None
-    ) -> None:
-        self.app = app
-        self.tls = tls
-        """Each accepted connection speaks TLS in this context, when there is one."""
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.socket = socket.create_server(address, family=family, backlog=BACKLOG)
-        # Workers share this socket: one that loses the race for a connection must not block.
-        self.socket.setblocking(False)
-        self.server_address = self.socket.getsockname()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._stopped = threading.Event()
-        self._loop: _Loop | None = None
-
-    def serve_forever(self) -> None:
-        """Answer requests until `shutdown()`; then finish those in flight and return."""
-        with self._lock:
-            if self._stop.is_set():
-                return
-            # Made here, not at bind time: workers fork after binding, and each needs its own.
-            self._loop = _Loop(self.socket, self.app, self.tls)
-        try:
-            self._loop.run(self._stop.is_set)
-        finally:
-            self._stopped.set()
-
-    def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish (within their time limits), wait."""
-        with self._lock:
-            self._stop.set()
-            loop = self._loop
-        if loop is not None:
-            loop.wake()
-            self._stopped.wait()
-
-    def server_close(self) -> None:
-        self.socket.close()
-
-
-class _Loop:
-    """The event loop of one serving process."""
+class EventLoop:
+    """The event loop of one serving process, on a listening socket (`server.py` binds it)."""
 
     def __init__(
         self, listener: socket.socket, app: App, tls: ssl.SSLContext | None = None

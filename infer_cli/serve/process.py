@@ -28,7 +28,6 @@ from .config import (
     check_names,
     is_loopback,
 )
-from .loop import PredictionServer
 from .reload import (
     POLL_SECONDS,
     REGISTRY_POLL_SECONDS,
@@ -39,6 +38,7 @@ from .reload import (
     reload_tokens,
 )
 from .routes import App
+from .server import PredictionServer
 from .stats import ServeStats
 
 if TYPE_CHECKING:

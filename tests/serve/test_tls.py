@@ -23,8 +23,8 @@ import pytest
 
 from infer_cli.core import load_model
 from infer_cli.serve import ServeOptions
-from infer_cli.serve.loop import PredictionServer
 from infer_cli.serve.routes import App
+from infer_cli.serve.server import PredictionServer
 from infer_cli.serve.tls import server_context
 
 from conftest import run_infer_cli
