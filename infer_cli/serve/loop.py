@@ -102,14 +102,17 @@ class EventLoop:
             while self.accepting or self.connections:
                 if self.accepting and stopping():
                     self._stop_accepting()
-                for key, mask in self.selector.select(SWEEP_SECONDS):
+                # Requests already routed (pipelined ones let through by replies scored at
+                # once) wait only for what else is ready now, so that a client pipelining
+                # hundreds of requests takes turns with the others, one request a turn.
+                ready = self.selector.select(0 if self.routed else SWEEP_SECONDS)
+                for key, mask in ready:
                     self._dispatch(key.data, mask)
                 now = time.monotonic()
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + SWEEP_SECONDS
-                while self.routed:
-                    # Replies scored at once may let pipelined requests be routed in turn.
+                if self.routed:
                     routed, self.routed = self.routed, []
                     self.replies.extend(self.batchers.submit(routed))
                     self._hand_out()

@@ -89,6 +89,38 @@ def test_pipelined_requests_are_answered_in_order(serve: Server, numeric_model: 
     sock.close()
 
 
+def test_a_client_pipelining_many_requests_takes_turns_with_the_others(
+    serve: Server, numeric_model: Path
+) -> None:
+    _, port = serve(load_model(numeric_model))
+    flood, flood_replies = _connect(port)
+    other, other_replies = _connect(port)
+    for sock, replies in ((flood, flood_replies), (other, other_replies)):
+        sock.sendall(_invocation([1.0, 2.0, 3.0, 4.0]))  # measured: later ones score at once
+        assert replies.next()[0] == 200
+    count = 2000
+    flood.sendall(_invocation([1.0, 2.0, 3.0, 4.0]) * count)
+    assert flood_replies.next()[0] == 200  # the server is working through the flood
+    other.sendall(_invocation([4.0, 3.0, 2.0, 1.0]))
+    assert other_replies.next()[0] == 200
+    # Everything the flood was answered before that reply is in its socket by now: a request
+    # or two, one a turn. Its pipelined requests answered all in one turn, as they once
+    # were, it was every request the server had read of it (500 to 2,000 here).
+    flood.setblocking(False)
+    try:
+        while True:
+            flood_replies.buffer += flood.recv(1 << 20)
+    except BlockingIOError:
+        pass
+    answered_before = 1 + flood_replies.buffer.count(b"HTTP/1.1 200")
+    assert answered_before < 250, answered_before
+    flood.setblocking(True)
+    for _ in range(count - 1):
+        assert flood_replies.next()[0] == 200
+    flood.close()
+    other.close()
+
+
 def test_a_client_that_half_closes_after_its_request_still_gets_the_reply(
     serve: Server, numeric_model: Path
 ) -> None:
