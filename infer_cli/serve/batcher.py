@@ -109,20 +109,21 @@ class Batcher(Generic[Job, Result]):
         """Queue `jobs`, each of whose results reaches `deliver` once its batch is scored; or
         score them at once if they are cheap, and give back the `(job, result)` pairs of
         those finished, for the caller to deliver (unfinished ones are queued)."""
+        size = sum(map(self._size, jobs))
         with self._changed:
-            if not self._cheap(jobs):
+            if not self._cheap(len(jobs), size):
                 self._queue.extend(jobs)
                 self._changed.notify()
                 return []
             self._scoring.update(jobs)
-        return self._score(jobs)
+        return self._score(jobs, size)
 
-    def _cheap(self, jobs: list[Job]) -> bool:
-        if self._cost is None or self._queue or self._scoring or len(jobs) > self.max_jobs:
+    def _cheap(self, jobs: int, size: int) -> bool:
+        if self._cost is None or self._queue or self._scoring or jobs > self.max_jobs:
             return False
         if self.max_delay and self._arriving():
             return False
-        return self._cost * sum(map(self._size, jobs)) <= self.inline_seconds
+        return self._cost * size <= self.inline_seconds
 
     def withdraw(self, job: Job) -> bool:
         """Take `job` back if its batch has not started; False if it is being scored (then
@@ -140,12 +141,13 @@ class Batcher(Generic[Job, Result]):
             batch = self._next_batch()
             if batch is None:
                 return
-            done = self._score(batch)
+            done = self._score(batch, sum(map(self._size, batch)))
             if done:
                 self._deliver(done)
 
-    def _score(self, batch: list[Job]) -> list[tuple[Job, Result]]:
-        """Score `batch`: the pairs finished; the others go back to the queue."""
+    def _score(self, batch: list[Job], size: int) -> list[tuple[Job, Result]]:
+        """Score `batch` (of `size` units in all): the pairs finished; the others go back to
+        the queue."""
         began = time.perf_counter()
         try:
             results = self._process(batch)
@@ -153,7 +155,7 @@ class Batcher(Generic[Job, Result]):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
         except BaseException as exc:
             results = [self._fail(job, exc) for job in batch]
-        cost = (time.perf_counter() - began) / max(1, sum(map(self._size, batch)))
+        cost = (time.perf_counter() - began) / max(1, size)
         done: list[tuple[Job, Result]] = []
         with self._changed:
             last = self._cost
